@@ -1,0 +1,201 @@
+//! Attribute names interned to small integer ids.
+//!
+//! Names are interned once (when a stream's dictionary arrives, when config
+//! compiles an expression), after which bags are read by [`AttrId`] without
+//! hashing strings. The table is process-wide so that ids compiled into a
+//! config snapshot mean the same attribute on every stream.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::RwLock;
+
+/// The default bound on distinct names in the process-wide table.
+///
+/// Streams intern every name their dictionary carries, so without a bound a
+/// client sending ever-new names would grow the table forever.
+pub const DEFAULT_MAX_NAMES: usize = 65_536;
+
+/// A small integer standing for one attribute name.
+///
+/// Ids are dense (0, 1, 2, ...) so that per-context storage can be indexed by
+/// them. They are stable for the life of the process.
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AttrId(u32);
+
+impl AttrId {
+    /// The id as an index into dense per-id storage.
+    #[inline]
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// The id at dense index `i` (the inverse of [`AttrId::index`]); only
+    /// meaningful for indices below [`Interner::len`].
+    #[inline]
+    pub fn from_index(i: usize) -> AttrId {
+        AttrId(i as u32)
+    }
+
+    /// The raw id.
+    #[inline]
+    pub fn as_u32(self) -> u32 {
+        self.0
+    }
+
+    /// Interns `name` in the global table (see [`Interner::intern`]).
+    ///
+    /// # Panics
+    ///
+    /// Never for a name already interned; for a new name only if the table is
+    /// full. Config and tests use this; code fed by the network uses
+    /// [`Interner::try_intern`].
+    pub fn of(name: &str) -> AttrId {
+        Interner::global()
+            .try_intern(name)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The name this id stands for.
+    pub fn name(self) -> Arc<str> {
+        Interner::global().name(self)
+    }
+}
+
+impl fmt::Debug for AttrId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AttrId({}: {})", self.0, self.name())
+    }
+}
+
+impl fmt::Display for AttrId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// The interning table is full: a new name could not be given an id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("too many distinct attribute names: the limit is {limit} (name '{name}' refused)")]
+pub struct InternerFull {
+    /// The configured limit.
+    pub limit: usize,
+    /// The name that did not fit (truncated to 64 bytes).
+    pub name: String,
+}
+
+#[derive(Default)]
+struct Table {
+    ids: HashMap<Arc<str>, AttrId>,
+    names: Vec<Arc<str>>,
+}
+
+/// The process-wide name table.
+pub struct Interner {
+    table: RwLock<Table>,
+    limit: RwLock<usize>,
+}
+
+impl Interner {
+    /// The process-wide table, the one [`AttrId`]s refer to.
+    pub fn global() -> &'static Interner {
+        static GLOBAL: OnceLock<Interner> = OnceLock::new();
+        GLOBAL.get_or_init(|| Interner::with_limit(DEFAULT_MAX_NAMES))
+    }
+
+    /// A private table (for tests of the bound; ids from it are not the
+    /// global ones and must not be mixed with them).
+    pub fn with_limit(limit: usize) -> Interner {
+        Interner {
+            table: RwLock::new(Table::default()),
+            limit: RwLock::new(limit),
+        }
+    }
+
+    /// Sets the bound on distinct names (default [`DEFAULT_MAX_NAMES`]).
+    /// Names already interned keep their ids even above a lowered bound.
+    pub fn set_limit(&self, limit: usize) {
+        *self.limit.write() = limit;
+    }
+
+    /// The id of `name`, if it has one.
+    pub fn get(&self, name: &str) -> Option<AttrId> {
+        self.table.read().ids.get(name).copied()
+    }
+
+    /// The id of `name`, giving it one if it has none yet.
+    pub fn try_intern(&self, name: &str) -> Result<AttrId, InternerFull> {
+        if let Some(id) = self.get(name) {
+            return Ok(id);
+        }
+        let limit = *self.limit.read();
+        let mut t = self.table.write();
+        if let Some(id) = t.ids.get(name) {
+            return Ok(*id);
+        }
+        if t.names.len() >= limit || t.names.len() >= u32::MAX as usize {
+            let mut end = name.len().min(64);
+            while !name.is_char_boundary(end) {
+                end -= 1;
+            }
+            return Err(InternerFull {
+                limit,
+                name: name[..end].to_string(),
+            });
+        }
+        let id = AttrId(t.names.len() as u32);
+        let name: Arc<str> = Arc::from(name);
+        t.names.push(name.clone());
+        t.ids.insert(name, id);
+        Ok(id)
+    }
+
+    /// The name of `id`.
+    ///
+    /// # Panics
+    ///
+    /// If `id` was not made by this table (ids are only made here).
+    pub fn name(&self, id: AttrId) -> Arc<str> {
+        self.table.read().names[id.index()].clone()
+    }
+
+    /// How many names have ids: every id is below this.
+    pub fn len(&self) -> usize {
+        self.table.read().names.len()
+    }
+
+    /// True before any name is interned.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_name_same_id() {
+        let a = AttrId::of("test.intern.a");
+        let b = AttrId::of("test.intern.b");
+        assert_ne!(a, b);
+        assert_eq!(AttrId::of("test.intern.a"), a);
+        assert_eq!(&*a.name(), "test.intern.a");
+        assert_eq!(Interner::global().get("test.intern.b"), Some(b));
+        assert_eq!(Interner::global().get("test.intern.never"), None);
+    }
+
+    #[test]
+    fn bounded() {
+        let t = Interner::with_limit(2);
+        t.try_intern("a").unwrap();
+        t.try_intern("b").unwrap();
+        assert_eq!(t.try_intern("a").unwrap().as_u32(), 0);
+        let err = t.try_intern("c").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "too many distinct attribute names: the limit is 2 (name 'c' refused)"
+        );
+    }
+}

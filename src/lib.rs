@@ -1,0 +1,20 @@
+//! An embeddable Mixer: the policy (Check), quota (Quota) and telemetry
+//! (Report) engine that service-mesh proxies call on every request.
+//!
+//! This facade re-exports the workspace's crates, so a host can depend on
+//! `mixer` alone:
+//!
+//! | module | crate | what it is |
+//! |---|---|---|
+//! | [`proto`] | `mixer-proto` | the `istio.mixer.v1` messages and (feature `grpc`) the tonic service |
+//! | [`attributes`] | `mixer-attributes` | values, interned names, bags, the stream decoder and delta encoder |
+//!
+//! ```
+//! use mixer::attributes::{Bag, OwnedBag, Value};
+//!
+//! let bag = OwnedBag::new().with("request.method", Value::String("GET".into()));
+//! assert_eq!(bag.get_by_name("request.method").unwrap().to_string(), "GET");
+//! ```
+
+pub use mixer_attributes as attributes;
+pub use mixer_proto as proto;
