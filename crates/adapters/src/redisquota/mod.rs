@@ -1,0 +1,1 @@
+//! The `redisquota` adapter.

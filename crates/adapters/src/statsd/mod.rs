@@ -1,0 +1,1 @@
+//! The `statsd` adapter.

@@ -1,0 +1,9 @@
+//! Mixer configuration: attribute manifests, the expression language, and
+//! Istio's `config.istio.io/v1alpha2` handler/instance/rule documents,
+//! loaded from YAML or JSON and validated with every problem reported at once.
+//!
+//! This crate knows no concrete adapter or template: template schemas are
+//! data handed to the validator.
+
+pub mod expr;
+pub mod manifest;

@@ -1,0 +1,1 @@
+//! Attribute manifests: the vocabulary expressions are checked against.
