@@ -115,6 +115,11 @@ impl StringMap {
         self.0.get(key).map(String::as_str)
     }
 
+    /// The value under `key`, to modify in place.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut String> {
+        self.0.get_mut(key)
+    }
+
     /// Sets `key` to `value`, returning the previous value.
     pub fn insert(&mut self, key: Arc<str>, value: String) -> Option<String> {
         self.0.insert(key, value)

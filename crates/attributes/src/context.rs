@@ -1,0 +1,159 @@
+//! One attribute context of a stream: the bag that deltas update.
+
+use std::sync::Arc;
+
+use crate::bag::{Bag, OwnedBag};
+use crate::intern::AttrId;
+use crate::value::{StringMap, Value, ValueRef};
+
+/// The attributes of one `attribute_context` of a stream, as the deltas
+/// applied so far leave them.
+///
+/// Values are stored densely by [`AttrId`], so [`Bag::get`] is one bounds
+/// check and one load. Overwriting a string, bytes or map value reuses the
+/// storage already held, so a steady-state update allocates only when a
+/// value outgrows its predecessor.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Context {
+    values: Vec<Option<Value>>,
+    len: usize,
+}
+
+impl Context {
+    /// Number of attributes present.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no attribute is present.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True when attribute `id` is present.
+    #[inline]
+    pub fn contains(&self, id: AttrId) -> bool {
+        matches!(self.values.get(id.index()), Some(Some(_)))
+    }
+
+    /// Present attributes in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (AttrId, ValueRef<'_>)> + '_ {
+        self.values
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.as_ref().map(|v| (AttrId::from_index(i), v.as_ref())))
+    }
+
+    /// An owned copy of the attributes.
+    pub fn to_owned_bag(&self) -> OwnedBag {
+        OwnedBag::copy_of(self)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        if self.len > 0 {
+            self.values.iter_mut().for_each(|v| *v = None);
+            self.len = 0;
+        }
+    }
+
+    pub(crate) fn remove(&mut self, id: AttrId) {
+        if let Some(slot) = self.values.get_mut(id.index())
+            && slot.take().is_some()
+        {
+            self.len -= 1;
+        }
+    }
+
+    #[inline]
+    fn slot(&mut self, id: AttrId) -> &mut Option<Value> {
+        let i = id.index();
+        if i >= self.values.len() {
+            self.values.resize(i + 1, None);
+        }
+        &mut self.values[i]
+    }
+
+    /// Sets a scalar value (nothing to reuse).
+    pub(crate) fn set(&mut self, id: AttrId, value: Value) {
+        if self.slot(id).replace(value).is_none() {
+            self.len += 1;
+        }
+    }
+
+    /// Sets a string, reusing the old string's buffer.
+    pub(crate) fn set_str(&mut self, id: AttrId, s: &str) {
+        let slot = self.slot(id);
+        match slot {
+            Some(Value::String(old)) => {
+                old.clear();
+                old.push_str(s);
+            }
+            _ => {
+                let was = slot.replace(Value::String(s.to_owned()));
+                if was.is_none() {
+                    self.len += 1;
+                }
+            }
+        }
+    }
+
+    /// Sets bytes, reusing the old buffer.
+    pub(crate) fn set_bytes(&mut self, id: AttrId, b: &[u8]) {
+        let slot = self.slot(id);
+        match slot {
+            Some(Value::Bytes(old)) => {
+                old.clear();
+                old.extend_from_slice(b);
+            }
+            _ => {
+                let was = slot.replace(Value::Bytes(b.to_vec()));
+                if was.is_none() {
+                    self.len += 1;
+                }
+            }
+        }
+    }
+
+    /// The map of attribute `id`, created empty (replacing a value of another
+    /// type) if needed, to merge keys into.
+    pub(crate) fn map_mut(&mut self, id: AttrId) -> &mut StringMap {
+        let slot = self.slot(id);
+        let added = slot.is_none();
+        if !matches!(slot, Some(Value::StringMap(_))) {
+            *slot = Some(Value::StringMap(StringMap::new()));
+        }
+        if added {
+            self.len += 1;
+        }
+        match &mut self.values[id.index()] {
+            Some(Value::StringMap(m)) => m,
+            _ => unreachable!("just set to a map"),
+        }
+    }
+}
+
+/// Merges one key into a map, reusing the old value's buffer.
+pub(crate) fn merge_key(m: &mut StringMap, key: &Arc<str>, value: &str) {
+    match m.get_mut(key) {
+        Some(old) => {
+            old.clear();
+            old.push_str(value);
+        }
+        None => {
+            m.insert(key.clone(), value.to_owned());
+        }
+    }
+}
+
+impl Bag for Context {
+    #[inline]
+    fn get(&self, id: AttrId) -> Option<ValueRef<'_>> {
+        self.values.get(id.index())?.as_ref().map(Value::as_ref)
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(AttrId, ValueRef<'_>)) {
+        for (id, v) in self.iter() {
+            f(id, v);
+        }
+    }
+}
