@@ -29,6 +29,8 @@ impl Registry {
         let builtins: Vec<Arc<dyn Adapter>> = vec![
             #[cfg(feature = "denier")]
             crate::denier::adapter(),
+            #[cfg(feature = "prometheus")]
+            crate::prometheus::adapter(),
         ];
         for a in builtins {
             r.adapters.insert(a.name().to_string(), a);
