@@ -5,5 +5,12 @@
 //! This crate knows no concrete adapter or template: template schemas are
 //! data handed to the validator.
 
+pub mod error;
 pub mod expr;
+pub mod load;
 pub mod manifest;
+pub mod model;
+pub mod schema;
+
+pub use error::{Error, Problem};
+pub mod validate;
