@@ -29,8 +29,12 @@ impl Registry {
         let builtins: Vec<Arc<dyn Adapter>> = vec![
             #[cfg(feature = "denier")]
             crate::denier::adapter(),
+            #[cfg(feature = "memquota")]
+            crate::memquota::adapter(),
             #[cfg(feature = "prometheus")]
             crate::prometheus::adapter(),
+            #[cfg(feature = "statsd")]
+            crate::statsd::adapter(),
         ];
         for a in builtins {
             r.adapters.insert(a.name().to_string(), a);
