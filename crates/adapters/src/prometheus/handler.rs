@@ -90,7 +90,7 @@ impl PrometheusHandler {
         let expiry_task = p.expiry.map(|(expiry, every)| {
             let (clock, expired) = (clock.clone(), expired.clone());
             env.runtime().spawn(async move {
-                let mut tick = tokio::time::interval(every);
+                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
