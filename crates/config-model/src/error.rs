@@ -141,7 +141,7 @@ pub enum Error {
         tried: Vec<String>,
     },
     /// A rule reference that names an object of the wrong category.
-    #[error("'{reference}' is {found}, not a {expected}")]
+    #[error("'{reference}' resolves to {found}, which is not a {expected}")]
     WrongReferent {
         /// The reference as written.
         reference: String,
