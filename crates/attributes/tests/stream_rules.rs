@@ -629,3 +629,54 @@ fn a_failed_update_creates_no_context_and_keeps_the_old_dictionary() {
     assert!(p.0.context(5).is_none());
     assert_eq!(p.0.dictionary_word(0), Some("rules.atomic.a"));
 }
+
+/// Bytes a different encoder might write: fields out of order (dictionary
+/// last), unknown fields, unpacked `deleted_attributes`, a HACK field and
+/// map entries missing their key or value.
+#[test]
+fn raw_bytes_in_any_field_order() {
+    fn entry(key: Option<u8>, value: &[u8]) -> Vec<u8> {
+        let mut e = Vec::new();
+        if let Some(k) = key {
+            e.extend_from_slice(&[0x08, k]);
+        }
+        e.extend_from_slice(value);
+        e
+    }
+    fn field(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut f = vec![tag, body.len() as u8];
+        f.extend_from_slice(body);
+        f
+    }
+    let mut s = StreamState::new();
+    let mut b = Vec::new();
+    // string_attributes {1: "x"}, and an entry without key (index 0) and
+    // without value ("").
+    b.extend(field(0x22, &entry(Some(1), &[0x12, 1, b'x'])));
+    b.extend(field(0x22, &entry(None, &[])));
+    // unknown field 99 (varint) and 100 (length-delimited): skipped.
+    b.extend_from_slice(&[0x98, 0x06, 0x05]);
+    b.extend_from_slice(&[0xa2, 0x06, 0x01, 0xff]);
+    // duration_attributes_HACK {2: 3s}
+    b.extend(field(0x72, &entry(Some(2), &field(0x12, &[0x08, 3]))));
+    // deleted_attributes 3, unpacked.
+    b.extend_from_slice(&[0x60, 3]);
+    // dictionary last.
+    for (i, w) in ["raw.a", "raw.b", "raw.c", "raw.d"].iter().enumerate() {
+        let mut v = vec![0x12, w.len() as u8];
+        v.extend_from_slice(w.as_bytes());
+        b.extend(field(0x0a, &entry(Some(i as u8), &v)));
+    }
+    let bag = OwnedBag::copy_of(s.apply_bytes(&b).unwrap());
+    assert_eq!(
+        bag,
+        OwnedBag::new()
+            .with("raw.a", Value::String(String::new()))
+            .with("raw.b", Value::String("x".into()))
+            .with("raw.c", Value::Duration(Duration::from_secs(3)))
+    );
+    // The same bytes through prost give the same bag.
+    let decoded = Attributes::decode(b.as_slice()).unwrap();
+    let mut t = StreamState::new();
+    assert_eq!(OwnedBag::copy_of(t.apply(&decoded).unwrap()), bag);
+}
