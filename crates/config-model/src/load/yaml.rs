@@ -93,24 +93,36 @@ pub(crate) fn parse(chunk: &Chunk<'_>) -> Result<Value, (Option<u32>, String)> {
             }
             convert(value).map_err(|msg| (Some(chunk.content_line), msg))
         }
-        Err(_) => {
-            // Errors are rare: parse again behind blank lines so that the
-            // parser's own positions are the file's lines.
-            let padding = usize::try_from(chunk.first_line.saturating_sub(1)).unwrap_or(0);
-            let mut padded = "\n".repeat(padding);
-            padded.push_str(&chunk.text);
-            let err = match yaml_serde::from_str::<yaml_serde::Value>(&padded) {
-                Err(e) => e,
-                Ok(_) => return Err((Some(chunk.content_line), "malformed document".into())),
-            };
+        Err(err) => {
+            // The parser counts lines from the document's start; the
+            // operator counts them from the file's.
+            let offset = chunk.first_line.saturating_sub(1);
             let line = err
                 .location()
                 .and_then(|l| u32::try_from(l.line()).ok())
                 .filter(|&l| l > 0)
-                .or(Some(chunk.content_line));
-            Err((line, err.to_string()))
+                .map_or(chunk.content_line, |l| l.saturating_add(offset));
+            Err((Some(line), shift_lines(&err.to_string(), offset)))
         }
     }
+}
+
+/// Adds `offset` to every `line N` of a parser message.
+fn shift_lines(message: &str, offset: u32) -> String {
+    let mut out = String::with_capacity(message.len() + 8);
+    let mut rest = message;
+    while let Some(at) = rest.find("line ") {
+        let (before, after) = rest.split_at(at + "line ".len());
+        out.push_str(before);
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        match after[..digits].parse::<u32>() {
+            Ok(n) => out.push_str(&n.saturating_add(offset).to_string()),
+            Err(_) => out.push_str(&after[..digits]),
+        }
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn convert(value: yaml_serde::Value) -> Result<Value, String> {
@@ -180,7 +192,11 @@ mod tests {
         let chunks = split(text);
         let (line, message) = parse(&chunks[1]).unwrap_err();
         assert_eq!(line, Some(5));
-        assert!(message.contains("line 5"), "{message}");
+        assert!(message.contains("at line 5 column 1"), "{message}");
+        // A context position, on another line, is shifted too.
+        let text = "a: 1\n---\nb: 2\nc: {a: 1\n";
+        let (_, message) = parse(&split(text)[1]).unwrap_err();
+        assert!(message.contains("at line 4 column 4"), "{message}");
     }
 
     #[test]
