@@ -1,0 +1,290 @@
+//! The dispatcher's own metrics, as plain samples a host renders in its
+//! exposition format of choice (the server crate: Prometheus text).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::slot::{CallStats, HandlerSlot};
+
+/// Whether a sample only goes up or can go down.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Monotonic since the dispatcher (or the handler) was created.
+    Counter,
+    /// A current value.
+    Gauge,
+}
+
+/// One metric value with its labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// The metric name (`mixer_dispatch_checks_total`).
+    pub name: Cow<'static, str>,
+    /// One line saying what it measures.
+    pub help: Cow<'static, str>,
+    /// Counter or gauge.
+    pub kind: MetricKind,
+    /// Label names and values.
+    pub labels: Vec<(&'static str, String)>,
+    /// The value.
+    pub value: f64,
+}
+
+fn sample(
+    name: &'static str,
+    help: &'static str,
+    kind: MetricKind,
+    labels: Vec<(&'static str, String)>,
+    value: u64,
+) -> Sample {
+    Sample {
+        name: Cow::Borrowed(name),
+        help: Cow::Borrowed(help),
+        kind,
+        labels,
+        value: value as f64,
+    }
+}
+
+/// Outcome counters of one kind of request.
+#[derive(Debug, Default)]
+pub(crate) struct Outcomes {
+    pub(crate) ok: AtomicU64,
+    pub(crate) denied: AtomicU64,
+    pub(crate) error: AtomicU64,
+}
+
+impl Outcomes {
+    pub(crate) fn count(&self, code: i32, from_error: bool) {
+        let c = if code == mixer_proto::code::OK {
+            &self.ok
+        } else if from_error {
+            &self.error
+        } else {
+            &self.denied
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Counters of the dispatcher as a whole.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    pub(crate) checks: Outcomes,
+    pub(crate) quotas: Outcomes,
+    pub(crate) reports: AtomicU64,
+    pub(crate) report_instances_queued: AtomicU64,
+    pub(crate) report_instances_dropped: AtomicU64,
+    pub(crate) instances_skipped: AtomicU64,
+    pub(crate) reloads_ok: AtomicU64,
+    pub(crate) reloads_failed: AtomicU64,
+    pub(crate) cache_hits: AtomicU64,
+    pub(crate) cache_misses: AtomicU64,
+    pub(crate) match_errors: Mutex<BTreeMap<Arc<str>, u64>>,
+    pub(crate) unhandled_quotas: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts a match error of `rule`; true the first time for that rule
+    /// (the caller then logs it).
+    pub(crate) fn match_error(&self, rule: &Arc<str>) -> bool {
+        let mut m = self.match_errors.lock();
+        match m.get_mut(rule) {
+            Some(n) => {
+                *n += 1;
+                false
+            }
+            None => {
+                m.insert(rule.clone(), 1);
+                true
+            }
+        }
+    }
+
+    pub(crate) fn samples(
+        &self,
+        handlers: &[Arc<HandlerSlot>],
+        cache_len: Option<usize>,
+    ) -> Vec<Sample> {
+        use MetricKind::{Counter, Gauge};
+        let l = |k: &'static str, v: &str| vec![(k, v.to_string())];
+        let mut out = Vec::new();
+        for (kind, o, help) in [
+            ("check", &self.checks, "Check requests by outcome."),
+            ("quota", &self.quotas, "Quota requests by outcome."),
+        ] {
+            let name = if kind == "check" {
+                "mixer_dispatch_checks_total"
+            } else {
+                "mixer_dispatch_quotas_total"
+            };
+            for (outcome, v) in [("ok", &o.ok), ("denied", &o.denied), ("error", &o.error)] {
+                out.push(sample(
+                    name,
+                    help,
+                    Counter,
+                    l("outcome", outcome),
+                    v.load(Ordering::Relaxed),
+                ));
+            }
+        }
+        let plain: [(&'static str, &'static str, &AtomicU64); 8] = [
+            (
+                "mixer_dispatch_reports_total",
+                "Report calls (each may carry many attribute sets).",
+                &self.reports,
+            ),
+            (
+                "mixer_dispatch_report_instances_queued_total",
+                "Report instances handed to handler queues.",
+                &self.report_instances_queued,
+            ),
+            (
+                "mixer_dispatch_report_instances_dropped_total",
+                "Report instances dropped because a handler queue was full.",
+                &self.report_instances_dropped,
+            ),
+            (
+                "mixer_dispatch_instances_skipped_total",
+                "Instances not built because a field expression failed.",
+                &self.instances_skipped,
+            ),
+            (
+                "mixer_dispatch_unhandled_quotas_total",
+                "Quota requests no rule handled.",
+                &self.unhandled_quotas,
+            ),
+            (
+                "mixer_dispatch_check_cache_hits_total",
+                "Checks answered from the check cache.",
+                &self.cache_hits,
+            ),
+            (
+                "mixer_dispatch_check_cache_misses_total",
+                "Checks the check cache could not answer.",
+                &self.cache_misses,
+            ),
+            (
+                "mixer_dispatch_config_reloads_total",
+                "Configurations applied.",
+                &self.reloads_ok,
+            ),
+        ];
+        for (name, help, v) in plain {
+            out.push(sample(
+                name,
+                help,
+                Counter,
+                Vec::new(),
+                v.load(Ordering::Relaxed),
+            ));
+        }
+        out.push(sample(
+            "mixer_dispatch_config_reload_failures_total",
+            "Configurations rejected (the running one kept).",
+            Counter,
+            Vec::new(),
+            self.reloads_failed.load(Ordering::Relaxed),
+        ));
+        if let Some(n) = cache_len {
+            out.push(sample(
+                "mixer_dispatch_check_cache_entries",
+                "Entries in the check cache.",
+                Gauge,
+                Vec::new(),
+                n as u64,
+            ));
+        }
+        for (rule, n) in self.match_errors.lock().iter() {
+            out.push(sample(
+                "mixer_dispatch_match_errors_total",
+                "Rule conditions that failed to evaluate (counted as no match unless failing closed).",
+                Counter,
+                l("rule", rule),
+                *n,
+            ));
+        }
+        for h in handlers {
+            let s = &h.stats;
+            for (variety, c) in [
+                ("check", &s.check),
+                ("quota", &s.quota),
+                ("report", &s.report),
+            ] {
+                let calls = c.calls.load(Ordering::Relaxed);
+                if calls == 0 {
+                    continue;
+                }
+                out.extend(call_samples(&h.name, variety, c));
+            }
+            let labels = l("handler", &h.name);
+            out.push(sample(
+                "mixer_dispatch_handler_dropped_batches_total",
+                "Report batches dropped because the handler's queue was full.",
+                Counter,
+                labels.clone(),
+                s.dropped_batches.load(Ordering::Relaxed),
+            ));
+            out.push(sample(
+                "mixer_dispatch_handler_dropped_instances_total",
+                "Report instances dropped because the handler's queue was full.",
+                Counter,
+                labels.clone(),
+                s.dropped_instances.load(Ordering::Relaxed),
+            ));
+            out.push(sample(
+                "mixer_dispatch_handler_panics_total",
+                "Calls on which the handler panicked.",
+                Counter,
+                labels.clone(),
+                s.panics.load(Ordering::Relaxed),
+            ));
+            for c in h.handler.counters() {
+                out.push(Sample {
+                    name: Cow::Owned(format!("mixer_handler_{}", c.name)),
+                    help: Cow::Borrowed(c.help),
+                    kind: Counter,
+                    labels: labels.clone(),
+                    value: c.value as f64,
+                });
+            }
+        }
+        out
+    }
+}
+
+fn call_samples(handler: &str, variety: &'static str, c: &CallStats) -> [Sample; 3] {
+    let labels = vec![
+        ("handler", handler.to_string()),
+        ("variety", variety.to_string()),
+    ];
+    [
+        sample(
+            "mixer_dispatch_handler_calls_total",
+            "Calls dispatched to the handler.",
+            MetricKind::Counter,
+            labels.clone(),
+            c.calls.load(Ordering::Relaxed),
+        ),
+        sample(
+            "mixer_dispatch_handler_errors_total",
+            "Handler calls that failed (errors, timeouts, panics).",
+            MetricKind::Counter,
+            labels.clone(),
+            c.errors.load(Ordering::Relaxed),
+        ),
+        Sample {
+            name: Cow::Borrowed("mixer_dispatch_handler_seconds_sum"),
+            help: Cow::Borrowed(
+                "Total time spent in handler calls, in seconds (divide by calls for the mean).",
+            ),
+            kind: MetricKind::Counter,
+            labels,
+            value: c.nanos.load(Ordering::Relaxed) as f64 / 1e9,
+        },
+    ]
+}

@@ -1,0 +1,238 @@
+//! A built handler as a snapshot holds it: the handler, its identity (for
+//! reuse across swaps), its dispatch statistics, and its report worker.
+//!
+//! Snapshots share slots by `Arc`; a slot carried over into a new snapshot
+//! keeps its handler, state and statistics. When the last holder (a
+//! snapshot, or a request still running on an old one) lets go, `Drop`
+//! closes the handler on the runtime: after its report worker has drained
+//! the queue, so no accepted batch is lost.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use mixer_adapters::template::ReportBatch;
+use mixer_adapters::{Answer, Handler, Params};
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
+
+/// How long closing a handler may take before it is abandoned.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Per-variety dispatch statistics of one handler.
+#[derive(Debug, Default)]
+pub(crate) struct CallStats {
+    pub(crate) calls: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) nanos: AtomicU64,
+}
+
+impl CallStats {
+    pub(crate) fn record(&self, started: Instant, failed: bool) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+/// Statistics of one handler, kept across swaps while it is reused.
+#[derive(Debug, Default)]
+pub(crate) struct HandlerStats {
+    pub(crate) check: CallStats,
+    pub(crate) quota: CallStats,
+    pub(crate) report: CallStats,
+    pub(crate) dropped_batches: AtomicU64,
+    pub(crate) dropped_instances: AtomicU64,
+    pub(crate) panics: AtomicU64,
+}
+
+enum Msg {
+    Batch(ReportBatch),
+    Flush(oneshot::Sender<()>),
+}
+
+/// A built handler in a snapshot.
+pub(crate) struct HandlerSlot {
+    pub(crate) name: Arc<str>,
+    pub(crate) adapter: String,
+    pub(crate) params: Params,
+    pub(crate) handler: Arc<dyn Handler>,
+    pub(crate) stats: Arc<HandlerStats>,
+    queue: Option<mpsc::Sender<Msg>>,
+    runtime: Handle,
+}
+
+/// What handing a batch to a handler's queue did.
+pub(crate) enum Enqueued {
+    Queued,
+    Dropped,
+}
+
+impl HandlerSlot {
+    pub(crate) fn new(
+        name: Arc<str>,
+        adapter: String,
+        params: Params,
+        handler: Arc<dyn Handler>,
+        reports: bool,
+        queue_capacity: usize,
+        runtime: Handle,
+    ) -> HandlerSlot {
+        let stats = Arc::new(HandlerStats::default());
+        let queue = reports.then(|| {
+            spawn_worker(
+                &runtime,
+                name.clone(),
+                handler.clone(),
+                stats.clone(),
+                queue_capacity.max(1),
+            )
+        });
+        HandlerSlot {
+            name,
+            adapter,
+            params,
+            handler,
+            stats,
+            queue,
+            runtime,
+        }
+    }
+
+    /// Hands a batch to the report worker without waiting; a full queue
+    /// drops it and counts the drop.
+    pub(crate) fn enqueue(&self, batch: ReportBatch) -> Enqueued {
+        let n = batch.len() as u64;
+        let sent = match &self.queue {
+            Some(q) => q.try_send(Msg::Batch(batch)).is_ok(),
+            None => false,
+        };
+        if sent {
+            Enqueued::Queued
+        } else {
+            self.stats.dropped_batches.fetch_add(1, Ordering::Relaxed);
+            self.stats.dropped_instances.fetch_add(n, Ordering::Relaxed);
+            Enqueued::Dropped
+        }
+    }
+
+    /// Resolves once every batch queued before the call has been handed to
+    /// the handler.
+    pub(crate) async fn flush(&self) {
+        if let Some(q) = &self.queue {
+            let (tx, rx) = oneshot::channel();
+            if q.send(Msg::Flush(tx)).await.is_ok() {
+                let _ = rx.await;
+            }
+        }
+    }
+}
+
+impl Drop for HandlerSlot {
+    fn drop(&mut self) {
+        // With a worker, dropping the sender ends its loop once the queue
+        // is drained; the worker then closes the handler itself.
+        if self.queue.take().is_some() {
+            return;
+        }
+        let handler = self.handler.clone();
+        let name = self.name.clone();
+        drop(self.runtime.spawn(async move {
+            close_async(&*handler, &name).await;
+        }));
+    }
+}
+
+async fn close_async(handler: &dyn Handler, name: &str) {
+    let answer = match catch_unwind(AssertUnwindSafe(|| handler.close())) {
+        Ok(a) => a,
+        Err(p) => {
+            tracing::error!(
+                handler = name,
+                "handler panicked while closing: {}",
+                panic_message(&*p)
+            );
+            return;
+        }
+    };
+    let result = match answer {
+        Answer::Ready(r) => Ok(Ok(r)),
+        Answer::Pending(f) => {
+            tokio::time::timeout(CLOSE_TIMEOUT, AssertUnwindSafe(f).catch_unwind()).await
+        }
+    };
+    match result {
+        Ok(Ok(Ok(()))) => tracing::debug!(handler = name, "handler closed"),
+        Ok(Ok(Err(e))) => tracing::warn!(handler = name, "closing handler failed: {e}"),
+        Ok(Err(p)) => {
+            tracing::error!(
+                handler = name,
+                "handler panicked while closing: {}",
+                panic_message(&*p)
+            )
+        }
+        Err(_) => tracing::warn!(handler = name, "closing handler timed out"),
+    }
+}
+
+fn spawn_worker(
+    runtime: &Handle,
+    name: Arc<str>,
+    handler: Arc<dyn Handler>,
+    stats: Arc<HandlerStats>,
+    capacity: usize,
+) -> mpsc::Sender<Msg> {
+    let (tx, mut rx) = mpsc::channel(capacity);
+    let rt = runtime.clone();
+    // A blocking-pool thread, not an async task: a handler that blocks in
+    // `report` despite its contract then stalls only its own queue, never
+    // the runtime's workers (and so never a check).
+    drop(runtime.spawn_blocking(move || {
+        while let Some(msg) = rx.blocking_recv() {
+            match msg {
+                Msg::Batch(batch) => {
+                    let started = Instant::now();
+                    let failed = match catch_unwind(AssertUnwindSafe(|| handler.report(batch))) {
+                        Ok(Ok(())) => false,
+                        Ok(Err(e)) => {
+                            tracing::warn!(handler = &*name, "report failed: {e}");
+                            true
+                        }
+                        Err(p) => {
+                            stats.panics.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(
+                                handler = &*name,
+                                "handler panicked in report: {}",
+                                panic_message(&*p)
+                            );
+                            true
+                        }
+                    };
+                    stats.report.record(started, failed);
+                }
+                Msg::Flush(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+        rt.block_on(close_async(&*handler, &name));
+    }));
+    tx
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(p: &(dyn Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-text panic payload)".to_string()
+    }
+}
