@@ -33,8 +33,12 @@ impl Registry {
             crate::memquota::adapter(),
             #[cfg(feature = "prometheus")]
             crate::prometheus::adapter(),
+            #[cfg(feature = "fluentd")]
+            crate::fluentd::adapter(),
             #[cfg(feature = "statsd")]
             crate::statsd::adapter(),
+            #[cfg(feature = "stdio")]
+            crate::stdio::adapter(),
         ];
         for a in builtins {
             r.adapters.insert(a.name().to_string(), a);

@@ -1,0 +1,180 @@
+//! One line per instance, as JSON or for a console: time, level, instance
+//! name, then the fields in sorted order.
+
+use std::fmt::Write as _;
+
+use mixer_attributes::{Timestamp, Value, format_duration};
+
+use crate::template::Dimensions;
+
+use super::params::Level;
+
+/// Keys every line starts with; a field of the same name is written with a
+/// leading `_` so that no key appears twice.
+const RESERVED: [&str; 4] = ["time", "level", "instance", "value"];
+
+/// RFC 3339 in UTC with exactly six fractional digits.
+pub(crate) fn time(out: &mut String, t: Timestamp) {
+    let whole = Timestamp::new(t.seconds(), 0)
+        .unwrap_or_default()
+        .to_string();
+    out.push_str(whole.trim_end_matches('Z'));
+    let _ = write!(out, ".{:06}Z", t.nanos() / 1000);
+}
+
+/// Appends one line (with its `\n`).
+pub(crate) fn line(
+    out: &mut String,
+    json: bool,
+    t: Timestamp,
+    level: Level,
+    instance: &str,
+    value: Option<&Value>,
+    fields: &Dimensions,
+) {
+    if json {
+        out.push_str("{\"time\":\"");
+        time(out, t);
+        let _ = write!(out, "\",\"level\":\"{}\",\"instance\":", level.as_str());
+        json_str(out, instance);
+        if let Some(v) = value {
+            out.push_str(",\"value\":");
+            json_value(out, v);
+        }
+        for (k, v) in fields {
+            out.push(',');
+            key(out, k, json_str);
+            out.push(':');
+            json_value(out, v);
+        }
+        out.push_str("}\n");
+    } else {
+        time(out, t);
+        let _ = write!(out, "\t{}\t{instance}", level.as_str());
+        if let Some(v) = value {
+            out.push_str("\tvalue=");
+            console_value(out, v);
+        }
+        for (k, v) in fields {
+            out.push('\t');
+            key(out, k, |out, k| out.push_str(k));
+            out.push('=');
+            console_value(out, v);
+        }
+        out.push('\n');
+    }
+}
+
+fn key(out: &mut String, k: &str, write: impl Fn(&mut String, &str)) {
+    if RESERVED.contains(&k) {
+        write(out, &format!("_{k}"));
+    } else {
+        write(out, k);
+    }
+}
+
+fn json_str(out: &mut String, s: &str) {
+    // serde_json's escaping: quotes, backslashes and control characters.
+    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+}
+
+fn json_value(out: &mut String, v: &Value) {
+    match v {
+        Value::Int64(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Double(d) if d.is_finite() => {
+            let _ = write!(out, "{d}");
+        }
+        Value::Bool(b) => {
+            let _ = write!(out, "{b}");
+        }
+        Value::Duration(d) => json_str(out, &format_duration(*d)),
+        Value::Timestamp(t) => json_str(out, &t.to_string()),
+        Value::StringMap(m) => {
+            out.push('{');
+            for (i, (k, v)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_str(out, k);
+                out.push(':');
+                json_str(out, v);
+            }
+            out.push('}');
+        }
+        other => json_str(out, &other.to_string()),
+    }
+}
+
+fn console_value(out: &mut String, v: &Value) {
+    let s = v.to_string();
+    // Quoted only where the line would otherwise be ambiguous.
+    if s.is_empty() || s.contains(|c: char| c.is_whitespace() || c == '"' || c == '=') {
+        json_str(out, &s);
+    } else {
+        out.push_str(&s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn dims(v: &[(&str, Value)]) -> Dimensions {
+        v.iter().map(|(k, v)| (Arc::from(*k), v.clone())).collect()
+    }
+
+    #[test]
+    fn times_have_six_fraction_digits() {
+        let mut s = String::new();
+        time(&mut s, Timestamp::new(1_500_000_000, 123_456_789).unwrap());
+        assert_eq!(s, "2017-07-14T02:40:00.123456Z");
+        s.clear();
+        time(&mut s, Timestamp::new(0, 0).unwrap());
+        assert_eq!(s, "1970-01-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn json_and_console_lines() {
+        let t = Timestamp::new(1_500_000_000, 5_000).unwrap();
+        let f = dims(&[
+            ("zeta", Value::String("a \"q\"\n".into())),
+            ("code", Value::Int64(200)),
+            ("latency", Value::Duration(Duration::from_millis(1500))),
+            ("level", Value::String("x".into())),
+            ("ratio", Value::Double(f64::NAN)),
+            ("ip", Value::IpAddress("::1".parse().unwrap())),
+        ]);
+        let mut s = String::new();
+        line(&mut s, true, t, Level::Warning, "a.instance.ns", None, &f);
+        assert_eq!(
+            s,
+            "{\"time\":\"2017-07-14T02:40:00.000005Z\",\"level\":\"warn\",\"instance\":\"a.instance.ns\",\
+             \"code\":200,\"ip\":\"::1\",\"latency\":\"1.5s\",\"_level\":\"x\",\"ratio\":\"NaN\",\
+             \"zeta\":\"a \\\"q\\\"\\n\"}\n"
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(parsed["zeta"], "a \"q\"\n");
+        s.clear();
+        line(
+            &mut s,
+            false,
+            t,
+            Level::Info,
+            "m.instance.ns",
+            Some(&Value::Double(2.5)),
+            &dims(&[
+                ("code", Value::Int64(200)),
+                ("path", Value::String("a b".into())),
+            ]),
+        );
+        assert_eq!(
+            s,
+            "2017-07-14T02:40:00.000005Z\tinfo\tm.instance.ns\tvalue=2.5\tcode=200\tpath=\"a b\"\n"
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! The stdio handler: report hands batches to a writer thread and returns;
+//! the thread formats and writes them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use mixer_attributes::Timestamp;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use crate::template::{LogEntryInstance, MetricInstance, ReportBatch};
+use crate::{Answer, BuildEnv, Clock, Counter, Error, Handler};
+
+use super::format;
+use super::params::{Level, LogStream, StdioParams, level_of};
+use super::rotate::{FileSink, Sink};
+
+/// Instances waiting for the writer beyond which batches are dropped (and
+/// counted), so that a stalled disk or pipe cannot grow memory without
+/// bound.
+pub const MAX_QUEUED_INSTANCES: usize = 65_536;
+
+enum Msg {
+    Logs(Vec<(LogEntryInstance, Level)>, Timestamp),
+    Metrics(Vec<MetricInstance>, Timestamp, Level),
+    Close(oneshot::Sender<()>),
+}
+
+#[derive(Default)]
+struct Stats {
+    queued: AtomicUsize,
+    dropped: AtomicU64,
+    written: AtomicU64,
+    write_errors: AtomicU64,
+}
+
+/// A built stdio handler.
+pub struct StdioHandler {
+    tx: Mutex<Option<mpsc::Sender<Msg>>>,
+    stats: Arc<Stats>,
+    clock: Arc<dyn Clock>,
+    output_level: Level,
+    metric_level: Level,
+    severity_levels: std::collections::BTreeMap<String, Level>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl StdioHandler {
+    /// Builds the handler: opens the file (an error names it) and starts the
+    /// writer thread.
+    pub fn build(p: StdioParams, env: &BuildEnv) -> Result<StdioHandler, Error> {
+        let clock = env.clock().clone();
+        let sink = match (p.log_stream, &p.output_path) {
+            (LogStream::Stdout, _) => Sink::Stdout(std::io::stdout()),
+            (LogStream::Stderr, _) => Sink::Stderr(std::io::stderr()),
+            (stream, Some(path)) => {
+                let rotation = (stream == LogStream::RotatedFile).then_some(p.rotation);
+                let f = FileSink::open(path.clone(), rotation, clock.clone()).map_err(|e| {
+                    Error::Build(format!("stdio: cannot open {}: {e}", path.display()))
+                })?;
+                Sink::File(Box::new(f))
+            }
+            (_, None) => {
+                return Err(Error::Build("stdio: outputPath is required".into()));
+            }
+        };
+        let stats = Arc::new(Stats::default());
+        let (tx, rx) = mpsc::channel();
+        let json = p.output_as_json;
+        let thread = {
+            let stats = stats.clone();
+            std::thread::Builder::new()
+                .name("mixer-stdio".into())
+                .spawn(move || write_loop(rx, sink, json, &stats))
+                .map_err(|e| Error::Build(format!("stdio: cannot start the writer: {e}")))?
+        };
+        Ok(StdioHandler {
+            tx: Mutex::new(Some(tx)),
+            stats,
+            clock,
+            output_level: p.output_level,
+            metric_level: p.metric_level,
+            severity_levels: p.severity_levels,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    fn enqueue(&self, n: usize, msg: Msg) -> Result<(), Error> {
+        let q = self.stats.queued.fetch_add(n, Ordering::Relaxed);
+        let sent = q + n <= MAX_QUEUED_INSTANCES
+            && self
+                .tx
+                .lock()
+                .as_ref()
+                .is_some_and(|tx| tx.send(msg).is_ok());
+        if sent {
+            return Ok(());
+        }
+        self.stats.queued.fetch_sub(n, Ordering::Relaxed);
+        self.stats.dropped.fetch_add(n as u64, Ordering::Relaxed);
+        Err(Error::QueueFull { dropped: n })
+    }
+}
+
+fn write_loop(rx: mpsc::Receiver<Msg>, mut sink: Sink, json: bool, stats: &Stats) {
+    let mut buf = String::new();
+    let write = |buf: &str, sink: &mut Sink, stats: &Stats| match sink.write_line(buf.as_bytes()) {
+        Ok(()) => {
+            stats.written.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            stats.write_errors.fetch_add(1, Ordering::Relaxed);
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "stdio: write failed");
+        }
+    };
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        // Everything already queued is written before one flush.
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Logs(entries, now) => {
+                    stats.queued.fetch_sub(entries.len(), Ordering::Relaxed);
+                    for (e, level) in &entries {
+                        buf.clear();
+                        let t = e.timestamp.unwrap_or(now);
+                        format::line(&mut buf, json, t, *level, &e.name, None, &e.variables);
+                        write(&buf, &mut sink, stats);
+                    }
+                }
+                Msg::Metrics(metrics, now, level) => {
+                    stats.queued.fetch_sub(metrics.len(), Ordering::Relaxed);
+                    for m in &metrics {
+                        buf.clear();
+                        format::line(
+                            &mut buf,
+                            json,
+                            now,
+                            level,
+                            &m.name,
+                            Some(&m.value),
+                            &m.dimensions,
+                        );
+                        write(&buf, &mut sink, stats);
+                    }
+                }
+                Msg::Close(done) => {
+                    let _ = sink.flush();
+                    let _ = done.send(());
+                    return;
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        if sink.flush().is_err() {
+            stats.write_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let _ = sink.flush();
+}
+
+impl Handler for StdioHandler {
+    fn report(&self, batch: ReportBatch) -> Result<(), Error> {
+        let now = self.clock.timestamp();
+        match batch {
+            ReportBatch::LogEntry(entries) => {
+                let kept: Vec<(LogEntryInstance, Level)> = entries
+                    .into_iter()
+                    .filter_map(|e| {
+                        let l = level_of(&e.severity, &self.severity_levels);
+                        (l >= self.output_level).then_some((e, l))
+                    })
+                    .collect();
+                if kept.is_empty() {
+                    return Ok(());
+                }
+                self.enqueue(kept.len(), Msg::Logs(kept, now))
+            }
+            ReportBatch::Metric(metrics) => {
+                if self.metric_level < self.output_level || metrics.is_empty() {
+                    return Ok(());
+                }
+                let n = metrics.len();
+                self.enqueue(n, Msg::Metrics(metrics, now, self.metric_level))
+            }
+            other => Err(Error::Unsupported {
+                adapter: super::NAME.into(),
+                what: format!("template {}", other.template().name()),
+            }),
+        }
+    }
+
+    fn counters(&self) -> Vec<Counter> {
+        let s = &self.stats;
+        vec![
+            Counter {
+                name: "dropped",
+                help: "lines not written: queue full or write failed",
+                value: s.dropped.load(Ordering::Relaxed),
+            },
+            Counter {
+                name: "written",
+                help: "lines written",
+                value: s.written.load(Ordering::Relaxed),
+            },
+            Counter {
+                name: "write_errors",
+                help: "failed writes and flushes",
+                value: s.write_errors.load(Ordering::Relaxed),
+            },
+        ]
+    }
+
+    fn close(&self) -> Answer<'_, ()> {
+        Answer::pending(async move {
+            let tx = self.tx.lock().take();
+            if let Some(tx) = tx {
+                let (done, wait) = oneshot::channel();
+                if tx.send(Msg::Close(done)).is_ok() {
+                    let _ = wait.await;
+                }
+            }
+            // The writer has flushed and is returning; it is not joined, so
+            // that close never blocks a runtime thread.
+            self.thread.lock().take();
+            Ok(())
+        })
+    }
+}
