@@ -85,6 +85,8 @@ mod clock;
 mod error;
 mod handler;
 pub mod params;
+#[cfg(any(feature = "memquota", feature = "redisquota"))]
+mod quota_key;
 mod registry;
 pub mod template;
 

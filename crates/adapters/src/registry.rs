@@ -29,8 +29,12 @@ impl Registry {
         let builtins: Vec<Arc<dyn Adapter>> = vec![
             #[cfg(feature = "denier")]
             crate::denier::adapter(),
+            #[cfg(feature = "list")]
+            crate::list::adapter(),
             #[cfg(feature = "memquota")]
             crate::memquota::adapter(),
+            #[cfg(feature = "redisquota")]
+            crate::redisquota::adapter(),
             #[cfg(feature = "prometheus")]
             crate::prometheus::adapter(),
             #[cfg(feature = "fluentd")]

@@ -3,17 +3,16 @@
 use std::cell::RefCell;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
-use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mixer_attributes::Value;
 use mixer_proto::code;
 use parking_lot::Mutex;
 
 use super::window::Window;
 use super::{Limit, MemQuotaParams, NAME, QuotaConfig};
+use crate::quota_key::{matches, write_key};
 use crate::template::{Dimensions, QuotaInstance};
 use crate::{Answer, Clock, Error, Handler, QuotaArgs, QuotaResult, Status};
 
@@ -189,53 +188,14 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// An injective encoding of (quota, dimensions): each part followed by its
-/// length, so no value can forge another key whatever bytes it holds.
-fn write_key(out: &mut String, name: &str, dims: &Dimensions) {
-    let _ = write!(out, "{name}\0{}\0", name.len());
-    for (k, v) in dims {
-        let start = out.len();
-        let _ = write!(out, "{k}\0{v}");
-        let len = out.len() - start;
-        let _ = write!(out, "\0{}\0", len);
-    }
-}
-
 /// The limit for these dimensions: the first override whose every
 /// dimension matches the instance's value rendered as a string.
 fn resolve<'q>(quota: &'q QuotaConfig, dims: &Dimensions) -> &'q Limit {
     quota
         .overrides
         .iter()
-        .find(|o| {
-            o.dimensions
-                .iter()
-                .all(|(k, want)| dims.get(k.as_str()).is_some_and(|v| renders_as(v, want)))
-        })
+        .find(|o| matches(&o.dimensions, dims))
         .map_or(&quota.limit, |o| &o.limit)
-}
-
-/// Whether `v` renders exactly as `want`, without allocating.
-pub(crate) fn renders_as(v: &Value, want: &str) -> bool {
-    struct Eq<'a> {
-        rest: &'a str,
-        ok: bool,
-    }
-    impl std::fmt::Write for Eq<'_> {
-        fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            match self.rest.strip_prefix(s) {
-                Some(r) if self.ok => self.rest = r,
-                _ => self.ok = false,
-            }
-            Ok(())
-        }
-    }
-    let mut w = Eq {
-        rest: want,
-        ok: true,
-    };
-    let _ = write!(w, "{v}");
-    w.ok && w.rest.is_empty()
 }
 
 impl Handler for MemQuotaHandler {

@@ -277,12 +277,3 @@ fn idle_counters_are_swept() {
 }
 
 const SWEEP_MIN_FOR_TESTS: usize = 1024;
-
-#[test]
-fn renders_as_compares_without_allocating() {
-    use super::handler::renders_as;
-    assert!(renders_as(&Value::Int64(200), "200"));
-    assert!(!renders_as(&Value::Int64(200), "20"));
-    assert!(!renders_as(&Value::Int64(200), "2000"));
-    assert!(renders_as(&Value::Bytes(vec![10, 0, 0, 1]), "10.0.0.1"));
-}
