@@ -1,0 +1,43 @@
+-- One fixed-window allocation, atomically.
+-- KEYS[1]: the counter (hash: token = units used, expire = window end, ms)
+-- KEYS[2]: the deduplication record (string: units granted)
+-- ARGV: max, window ms, amount, best effort (1/0), deduplicate (1/0)
+-- Returns {granted, ms left in the window}. Every key written gets a TTL.
+local max = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local amount = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+
+if ARGV[5] == '1' then
+  local prev = redis.call('GET', KEYS[2])
+  if prev then
+    return {tonumber(prev), redis.call('PTTL', KEYS[2])}
+  end
+end
+
+local used = tonumber(redis.call('HGET', KEYS[1], 'token')) or 0
+local expire = tonumber(redis.call('HGET', KEYS[1], 'expire')) or 0
+if expire <= now then
+  used = 0
+  expire = now + window
+end
+
+local left = max - used
+if left < 0 then left = 0 end
+local granted = 0
+if amount <= left then
+  granted = amount
+elseif ARGV[4] == '1' then
+  granted = left
+end
+
+if granted > 0 then
+  redis.call('HSET', KEYS[1], 'token', used + granted, 'expire', expire)
+  redis.call('PEXPIREAT', KEYS[1], expire)
+end
+local ttl = expire - now
+if ARGV[5] == '1' then
+  redis.call('SET', KEYS[2], granted, 'PX', ttl)
+end
+return {granted, ttl}
