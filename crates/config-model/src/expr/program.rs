@@ -462,6 +462,9 @@ impl Node {
     /// `m[k]`. `None` when the map is absent; when `trying`, also when the
     /// key's value is absent or the map lacks the key (outside a `|` that is
     /// `""`).
+    ///
+    /// The key is evaluated before the map is read: when the key fails, the
+    /// outcome does not depend on the map, and nothing about it is recorded.
     fn index<'a, B: Bag + ?Sized>(
         &'a self,
         m: &'a MapSource,
@@ -470,9 +473,30 @@ impl Node {
         refs: &mut ReferencedAttributes,
         trying: bool,
     ) -> Result<Option<Val<'a>>, EvalError> {
-        let (map, attr): (&'a StringMap, Option<&AttrRef>) = match m {
+        let dynamic_key = match k {
+            Key::Const(_) => None,
+            Key::Expr(e) if trying => match e.try_eval(bag, refs)? {
+                Some(v) => Some(v),
+                None => return Ok(None),
+            },
+            Key::Expr(e) => Some(e.eval(bag, refs)?),
+        };
+        let key: &str = match (k, &dynamic_key) {
+            (Key::Const(c), _) => c,
+            (_, Some(v)) => v.str(),
+            _ => "",
+        };
+        let found = match m {
             MapSource::Attr(a) => match bag.get(a.id) {
-                Some(ValueRef::StringMap(map)) => (map, Some(a)),
+                Some(ValueRef::StringMap(map)) => {
+                    let v = map.get(key);
+                    let key_arc = match k {
+                        Key::Const(c) => Cow::Borrowed(c),
+                        Key::Expr(_) => Cow::Owned(Arc::from(key)),
+                    };
+                    refs.record_key(a.id, &key_arc, cond(v.is_some()));
+                    v
+                }
                 Some(other) => {
                     refs.record(a.id, Condition::Exact);
                     // Not a map: `read` reports the type mismatch.
@@ -491,33 +515,9 @@ impl Node {
                     Some(e.eval(bag, refs)?)
                 };
                 match v {
-                    Some(Val::Map(map)) => (map, None),
+                    Some(Val::Map(map)) => map.get(key),
                     _ => return Ok(None),
                 }
-            }
-        };
-        let found = match k {
-            Key::Const(key) => {
-                let v = map.get(key);
-                if let Some(a) = attr {
-                    refs.record_key(a.id, key, cond(v.is_some()));
-                }
-                v
-            }
-            Key::Expr(e) => {
-                let key = if trying {
-                    match e.try_eval(bag, refs)? {
-                        Some(v) => v,
-                        None => return Ok(None),
-                    }
-                } else {
-                    e.eval(bag, refs)?
-                };
-                let v = map.get(key.str());
-                if let Some(a) = attr {
-                    refs.record_key(a.id, &Arc::from(key.str()), cond(v.is_some()));
-                }
-                v
             }
         };
         Ok(match found {
