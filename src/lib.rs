@@ -8,6 +8,9 @@
 //! |---|---|---|
 //! | [`proto`] | `mixer-proto` | the `istio.mixer.v1` messages and (feature `grpc`) the tonic service |
 //! | [`attributes`] | `mixer-attributes` | values, interned names, bags, the stream decoder and delta encoder |
+//! | [`config`] | `mixer-config` | manifests, the expression language, loading and validating config |
+//! | [`adapters`] | `mixer-adapters` | templates, the adapter contract and registry, the eight built-in adapters |
+//! | [`dispatch`] | `mixer-dispatch` | compiled snapshots, check/quota/report dispatch, report queues, hot reload, the check cache |
 //!
 //! ```
 //! use mixer::attributes::{Bag, OwnedBag, Value};
@@ -16,5 +19,8 @@
 //! assert_eq!(bag.get_by_name("request.method").unwrap().to_string(), "GET");
 //! ```
 
+pub use mixer_adapters as adapters;
 pub use mixer_attributes as attributes;
+pub use mixer_config as config;
+pub use mixer_dispatch as dispatch;
 pub use mixer_proto as proto;
