@@ -37,6 +37,14 @@ impl Registry {
             crate::redisquota::adapter(),
             #[cfg(feature = "prometheus")]
             crate::prometheus::adapter(),
+            #[cfg(feature = "stdio")]
+            crate::stdio::adapter(),
+            #[cfg(feature = "fluentd")]
+            crate::fluentd::adapter(),
+            #[cfg(feature = "statsd")]
+            crate::statsd::adapter(),
+            #[cfg(feature = "prometheus")]
+            crate::prometheus::adapter(),
             #[cfg(feature = "fluentd")]
             crate::fluentd::adapter(),
             #[cfg(feature = "statsd")]
@@ -90,5 +98,70 @@ impl Registry {
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.names()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::{Template, Variety};
+
+    #[cfg(all(
+        feature = "denier",
+        feature = "list",
+        feature = "memquota",
+        feature = "redisquota",
+        feature = "prometheus",
+        feature = "stdio",
+        feature = "fluentd",
+        feature = "statsd"
+    ))]
+    #[test]
+    fn builtins_by_name_with_their_templates() {
+        let r = Registry::builtin();
+        let names: Vec<&str> = r.names().collect();
+        assert_eq!(
+            names,
+            [
+                "denier",
+                "fluentd",
+                "listchecker",
+                "memquota",
+                "prometheus",
+                "redisquota",
+                "statsd",
+                "stdio"
+            ]
+        );
+        let templates = |n: &str| r.get(n).unwrap().templates().to_vec();
+        assert_eq!(
+            templates("denier"),
+            [Template::CheckNothing, Template::ListEntry, Template::Quota]
+        );
+        assert_eq!(templates("listchecker"), [Template::ListEntry]);
+        assert_eq!(templates("memquota"), [Template::Quota]);
+        assert_eq!(templates("redisquota"), [Template::Quota]);
+        for n in ["prometheus", "stdio", "fluentd", "statsd"] {
+            assert!(
+                templates(n).iter().all(|t| t.variety() == Variety::Report),
+                "{n}"
+            );
+        }
+    }
+
+    #[cfg(feature = "denier")]
+    #[test]
+    fn host_adapters_join_without_clobbering() {
+        let mut r = Registry::builtin();
+        assert_eq!(
+            r.register(crate::denier::adapter()),
+            Err(Error::DuplicateAdapter("denier".into()))
+        );
+        let mut empty = Registry::new();
+        empty.register(crate::denier::adapter()).unwrap();
+        assert!(empty.get("denier").is_some());
+        let e = r.validate("nope", &Params::empty()).unwrap_err();
+        assert_eq!(e.to_string(), "no adapter named `nope` is registered");
+        assert_eq!(format!("{empty:?}"), "[\"denier\"]");
     }
 }
