@@ -156,6 +156,13 @@ pub enum Error {
     /// An attribute declared with two types.
     #[error("{0}")]
     Manifest(#[from] ManifestConflict),
+    /// Handler params an adapter rejected (see
+    /// [`Handler::params_problem`](crate::model::Handler::params_problem)).
+    #[error("{message}")]
+    Params {
+        /// The adapter's message.
+        message: String,
+    },
     /// A rule action whose handler's adapter cannot take an instance's
     /// template.
     #[error(

@@ -138,6 +138,9 @@ pub struct AdapterSchema {
 
 /// Everything the host supports.
 ///
+/// A document kind that names both an adapter and a template is read as a
+/// per-adapter handler.
+///
 /// ```
 /// use mixer_attributes::ValueType;
 /// use mixer_config::schema::{AdapterSchema, FieldSchema, Schemas, TemplateSchema, Types, Variety};

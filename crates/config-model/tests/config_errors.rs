@@ -114,3 +114,25 @@ fn json_syntax_errors_and_documents_have_lines() {
         ]
     );
 }
+
+#[test]
+fn adapter_param_problems_are_located_like_the_others() {
+    let config = config_support::load("valid").unwrap();
+    let prefix = format!("{}/", config_support::configs_dir().display());
+    let prometheus = &config.handlers["prometheus.handler.istio-system"];
+    let problem = prometheus.params_problem(
+        "metrics[1].kind",
+        "'HISTOGRAM' is not one of: GAUGE, COUNTER, DISTRIBUTION",
+    );
+    assert_eq!(
+        problem.to_string().replace(&prefix, ""),
+        "valid/telemetry.yaml:97: handler 'prometheus.handler.istio-system' field params.metrics[1].kind: 'HISTOGRAM' is not one of: GAUGE, COUNTER, DISTRIBUTION"
+    );
+    // Per-adapter kinds: the params are the whole spec.
+    let old = &config.handlers["doublehandler.prometheus.istio-system"];
+    let problem = old.params_problem("metrics[0].instance_name", "unknown field");
+    assert_eq!(
+        problem.to_string().replace(&prefix, ""),
+        "valid/oldstyle.yaml:69: handler 'doublehandler.prometheus.istio-system' field metrics[0].instance_name: unknown field"
+    );
+}

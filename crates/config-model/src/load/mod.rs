@@ -28,25 +28,29 @@ pub const MAX_SOURCE_BYTES: usize = 16 << 20;
 /// guard against symbolic-link loops).
 pub const MAX_DIR_DEPTH: usize = 16;
 
-/// One config document, parsed but not validated.
-#[derive(Debug)]
-pub struct Document {
+/// Finds the line of any field of one document, for messages about it
+/// (including those the adapters raise about handler params later).
+#[derive(Clone)]
+pub struct Locator {
     origin: Origin,
-    value: Value,
     lines: Option<Arc<LineIndex>>,
     /// Where the document sits in its YAML tree (`items[3]` in a `List`).
     base: FieldPath,
 }
 
-impl Document {
+impl Locator {
+    /// A locator that knows only where the document starts.
+    pub fn new(origin: Origin) -> Locator {
+        Locator {
+            origin,
+            lines: None,
+            base: FieldPath::root(),
+        }
+    }
+
     /// Where the document starts.
     pub fn origin(&self) -> &Origin {
         &self.origin
-    }
-
-    /// The parsed document.
-    pub fn value(&self) -> &Value {
-        &self.value
     }
 
     /// Where the field at `path` (from the document root) is: its own line
@@ -64,6 +68,44 @@ impl Document {
             lines.line_of(&full)
         });
         self.origin.at(line)
+    }
+}
+
+impl std::fmt::Debug for Locator {
+    // The line index is large and says nothing a reader needs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Locator")
+            .field(&self.origin.to_string())
+            .finish()
+    }
+}
+
+/// One config document, parsed but not validated.
+#[derive(Debug)]
+pub struct Document {
+    locator: Locator,
+    value: Value,
+}
+
+impl Document {
+    /// Where the document starts.
+    pub fn origin(&self) -> &Origin {
+        &self.locator.origin
+    }
+
+    /// The parsed document.
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// Where the field at `path` (from the document root) is.
+    pub fn origin_of(&self, path: &FieldPath) -> Origin {
+        self.locator.origin_of(path)
+    }
+
+    /// Finds the lines of this document's fields.
+    pub fn locator(&self) -> &Locator {
+        &self.locator
     }
 }
 
@@ -240,12 +282,12 @@ impl Documents {
         let is_list = value.get("kind").and_then(Value::as_str) == Some("List")
             && value.get("items").is_some_and(Value::is_array);
         if !is_list {
-            self.docs.push(Document {
+            let locator = Locator {
                 origin,
-                value,
                 lines,
                 base: FieldPath::root(),
-            });
+            };
+            self.docs.push(Document { locator, value });
             return;
         }
         let Value::Object(mut map) = value else {
@@ -260,11 +302,14 @@ impl Documents {
             }
             let base = FieldPath::root().field("items").index(i);
             let line = lines.as_ref().and_then(|l| l.line_of(base.segments()));
-            self.docs.push(Document {
+            let locator = Locator {
                 origin: origin.at(line),
-                value: item,
                 lines: lines.clone(),
                 base,
+            };
+            self.docs.push(Document {
+                locator,
+                value: item,
             });
         }
     }

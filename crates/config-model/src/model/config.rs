@@ -4,9 +4,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{ObjectName, Origin};
-use crate::error::Problem;
+use super::{Category, FieldPath, ObjectName, Origin, Subject};
+use crate::error::{Error, Problem};
 use crate::expr::Expression;
+use crate::load::Locator;
 use crate::manifest::Manifest;
 
 /// A validated configuration: every reference resolved, every expression
@@ -62,6 +63,12 @@ impl Config {
 /// A configured adapter.
 #[derive(Debug)]
 pub struct Handler {
+    /// Finds the lines of the handler's fields, for the adapter's messages
+    /// about its params ([`Handler::params_problem`]).
+    pub locator: Locator,
+    /// Where the params sit in the document: `spec.params`, or `spec` for
+    /// the per-adapter kinds.
+    pub params_path: FieldPath,
     /// `name.kind.namespace` (kind `handler`, or the adapter's name for the
     /// older per-adapter kinds).
     pub name: ObjectName,
@@ -71,6 +78,26 @@ pub struct Handler {
     pub params: Value,
     /// Where the handler was defined.
     pub origin: Origin,
+}
+
+impl Handler {
+    /// A problem with the field `field` of the params (written as printed:
+    /// `metrics[0].kind`), as an adapter reports it: located at the
+    /// field's line and named like every other config problem.
+    pub fn params_problem(&self, field: &str, message: impl Into<String>) -> Problem {
+        let path = self.params_path.join(field);
+        Problem {
+            origin: Some(self.locator.origin_of(&path)),
+            subject: Some(Subject {
+                category: Category::Handler,
+                name: Some(self.name.clone()),
+            }),
+            field: Some(path),
+            error: Error::Params {
+                message: message.into(),
+            },
+        }
+    }
 }
 
 /// The value of one template field of an instance.

@@ -59,6 +59,36 @@ impl FieldPath {
         self.with(Segment::Index(index))
     }
 
+    /// This path, then `relative` written as printed: fields separated by
+    /// `.`, list indexes as `[3]`, map keys as `[key]` (keys may hold dots).
+    /// For adapters' messages about params (`metrics[0].labelNames`).
+    pub fn join(&self, relative: &str) -> FieldPath {
+        let mut segments = self.0.clone();
+        let mut rest = relative;
+        while !rest.is_empty() {
+            if let Some(inner) = rest.strip_prefix('[') {
+                let end = inner.find(']').unwrap_or(inner.len());
+                let key = &inner[..end];
+                segments.push(match key.parse::<usize>() {
+                    Ok(i) => Segment::Index(i),
+                    Err(_) => Segment::Key(key.to_owned()),
+                });
+                rest = inner.get(end + 1..).unwrap_or("");
+            } else {
+                let rest_field = rest.strip_prefix('.').unwrap_or(rest);
+                let end = rest_field.find(['.', '[']).unwrap_or(rest_field.len());
+                if end > 0 {
+                    segments.push(Segment::Field(rest_field[..end].to_owned()));
+                }
+                rest = &rest_field[end..];
+                if end == 0 && rest.starts_with('.') {
+                    rest = &rest[1..];
+                }
+            }
+        }
+        FieldPath(segments)
+    }
+
     /// The steps of this path.
     pub fn segments(&self) -> &[Segment] {
         &self.0
@@ -114,5 +144,25 @@ mod tests {
         assert_eq!(FieldPath::spec().to_string(), "spec");
         let p = FieldPath::root().field("metadata").field("name");
         assert_eq!(p.to_string(), "metadata.name");
+    }
+
+    #[test]
+    fn join_reads_printed_paths() {
+        let params = FieldPath::spec().field("params");
+        let p = params.join("metrics[0].labelNames[2]");
+        assert_eq!(
+            p,
+            params
+                .field("metrics")
+                .index(0)
+                .field("labelNames")
+                .index(2)
+        );
+        let p = params.join("severityLevels[a.b].x");
+        assert_eq!(p, params.field("severityLevels").key("a.b").field("x"));
+        assert_eq!(p.to_string(), "params.severityLevels[a.b].x");
+        for odd in ["", ".", "..", "[", "]", "[x", "a..b", "[1]]"] {
+            let _ = params.join(odd);
+        }
     }
 }

@@ -20,8 +20,12 @@ pub(super) fn check(
 ) -> Option<Handler> {
     let site = object.site();
     let spec = FieldPath::spec();
-    let (adapter, params) = match &object.kind {
-        Kind::Adapter(adapter) => (adapter.as_str(), Value::Object(object.spec.clone())),
+    let (adapter, params, params_path) = match &object.kind {
+        Kind::Adapter(adapter) => (
+            adapter.as_str(),
+            Value::Object(object.spec.clone()),
+            spec.clone(),
+        ),
         _ => {
             site.deny_unknown(report, object.spec, SPEC, &spec);
             let params = match object.spec.get("params") {
@@ -40,13 +44,15 @@ pub(super) fn check(
                 site.error(report, spec.field("compiledAdapter"), error);
                 return None;
             }
-            (adapter, params)
+            (adapter, params, spec.field("params"))
         }
     };
     Some(Handler {
         name: object.name.clone(),
         adapter: adapter.to_owned(),
         params,
+        params_path,
+        locator: object.doc.locator().clone(),
         origin: object.doc.origin().clone(),
     })
 }
