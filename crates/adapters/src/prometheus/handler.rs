@@ -16,7 +16,7 @@ use crate::{Answer, BuildEnv, Clock, Counter, Error, Handler};
 
 use super::endpoint::{self, Registration};
 use super::params::{MetricDef, PrometheusParams, sanitizes_to};
-use super::series::{Family, RecordError};
+use super::series::{Family, Kind, RecordError};
 
 struct Entry {
     family: Arc<Family>,
@@ -130,7 +130,10 @@ impl PrometheusHandler {
             self.unknown.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let Some(value) = as_f64(&inst.value) else {
+        // A counter only goes up, and NaN would poison a series for good.
+        let value = as_f64(&inst.value)
+            .filter(|v| !v.is_nan() && (entry.family.kind != Kind::Counter || *v >= 0.0));
+        let Some(value) = value else {
             self.invalid.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -216,7 +219,8 @@ impl Handler for PrometheusHandler {
             },
             Counter {
                 name: "invalid_values",
-                help: "instances whose value was not a number, duration or numeric string",
+                help: "instances whose value was not a number, duration or numeric string \
+                       (or was NaN, or negative for a counter)",
                 value: self.invalid.load(Ordering::Relaxed),
             },
             Counter {

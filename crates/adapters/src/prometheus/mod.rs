@@ -13,7 +13,9 @@
 //! turned into `_` (label names the same way; a label reads the dimension of
 //! its configured name, or else the dimension whose name maps to it).
 //! Values: integers and doubles as they are, durations in seconds, numeric
-//! strings parsed; COUNTER adds, GAUGE sets, DISTRIBUTION observes.
+//! strings parsed; COUNTER adds, GAUGE sets, DISTRIBUTION observes. A value
+//! that is none of these, NaN, or negative for a counter is not recorded
+//! and is counted as `invalid_values`.
 //!
 //! Differences from the original, all deliberate:
 //! - one bad metric definition is rejected alone (logged, counted as

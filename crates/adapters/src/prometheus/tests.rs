@@ -173,6 +173,8 @@ async fn records_values_of_every_type_and_counts_what_it_cannot() {
         instance("c", Value::String(" 4 ".into()), &dims),
         instance("c", Value::String("four".into()), &dims),
         instance("c", Value::Bool(true), &dims),
+        instance("c", Value::Int64(-1), &dims),
+        instance("c", Value::Double(f64::NAN), &dims),
         instance("nope", Value::Int64(1), &dims),
         instance("c", Value::Int64(1), &[("code", Value::Int64(500))]),
         instance("c", Value::Int64(1), &[("code", Value::Int64(404))]),
@@ -189,7 +191,7 @@ async fn records_values_of_every_type_and_counts_what_it_cannot() {
         counters,
         vec![
             ("dropped", 1),
-            ("invalid_values", 2),
+            ("invalid_values", 4),
             ("unknown_instances", 1),
             ("expired_series", 0),
             ("rejected_metrics", 0)

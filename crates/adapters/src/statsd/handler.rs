@@ -351,3 +351,31 @@ impl Drop for StatsdHandler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_break_the_line_protocol() {
+        let mut s = String::new();
+        push_name(&mut s, "a:b|c@d\ne\rf.g-h");
+        assert_eq!(s, "a_b_c_d_e_f.g-h");
+    }
+
+    #[test]
+    fn values() {
+        let f = |v: Value| Num::of(&v).map(|(n, d)| (n.to_string(), d));
+        assert_eq!(f(Value::Int64(-3)), Some(("-3".into(), false)));
+        assert_eq!(f(Value::Double(0.1)), Some(("0.1".into(), false)));
+        assert_eq!(f(Value::Double(f64::INFINITY)), None);
+        assert_eq!(f(Value::String(" 12 ".into())), Some(("12".into(), false)));
+        assert_eq!(f(Value::String("1e3".into())), Some(("1000".into(), false)));
+        assert_eq!(f(Value::String("NaN".into())), None);
+        assert_eq!(
+            f(Value::Duration(Duration::from_nanos(1_250_000))),
+            Some(("1.25".into(), true))
+        );
+        assert_eq!(f(Value::Bool(true)), None);
+    }
+}
