@@ -136,3 +136,35 @@ fn adapter_param_problems_are_located_like_the_others() {
         "valid/oldstyle.yaml:69: handler 'doublehandler.prometheus.istio-system' field metrics[0].instance_name: unknown field"
     );
 }
+
+#[test]
+fn items_of_a_kubernetes_list_keep_their_lines() {
+    let yaml = "\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: config.istio.io/v1alpha2
+  kind: handler
+  metadata:
+    name: deny
+  spec:
+    compiledAdapter: denier
+- apiVersion: config.istio.io/v1alpha2
+  kind: rule
+  metadata:
+    name: r
+  spec:
+    match: request.path == 1
+    actions:
+    - handler: deny
+      instances: [nothing]
+";
+    let (errors, _) = problems(config_support::load_str(yaml));
+    assert_eq!(
+        errors,
+        [
+            "inline.yaml:15: rule 'r.rule.istio-system' field match: 1:17: operator '==' argument 2: expected STRING (the type of argument 1), got INT64\n | request.path == 1\n |                 ^",
+            "inline.yaml:18: rule 'r.rule.istio-system' field actions[0].instances[0]: instance 'nothing' not found (looked for nothing.instance.istio-system)",
+        ]
+    );
+}
