@@ -371,3 +371,126 @@ async fn idle_series_disappear_from_the_scrape() {
     assert_eq!(pods, vec!["new"]);
     h.close().resolve().await.unwrap();
 }
+
+const PY_PARSE: &str = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = []
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    for s in fam.samples:
+        out.append({"family": fam.name, "type": fam.type, "doc": fam.documentation,
+                    "name": s.name, "labels": s.labels, "value": s.value})
+json.dump(out, sys.stdout)
+"#;
+
+/// Python prometheus_client's parse of `body`, as JSON; `None` (with a
+/// visible SKIPPED line) where it is not installed, unless
+/// `MIXER_REQUIRE_PY_PROMETHEUS=1`.
+// The SKIPPED line is for whoever reads the test output.
+#[allow(clippy::print_stdout)]
+fn python_parse(body: &str) -> Option<serde_json::Value> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let have = Command::new("python3")
+        .args(["-c", "import prometheus_client"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        if std::env::var("MIXER_REQUIRE_PY_PROMETHEUS").as_deref() == Ok("1") {
+            panic!("python3 with prometheus_client is required (MIXER_REQUIRE_PY_PROMETHEUS=1)");
+        }
+        println!(
+            "SKIPPED: Python prometheus_client cross-check (python3 -m pip install prometheus_client)"
+        );
+        return None;
+    }
+    let mut child = Command::new("python3")
+        .args(["-c", PY_PARSE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus_client could not parse:\n{body}"
+    );
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+#[tokio::test]
+async fn python_prometheus_client_reads_the_same_text_escapes_included() {
+    let h = handler(
+        json!({"host": "127.0.0.1", "port": 0, "metrics": [
+            {"instanceName": "c.i", "name": "requests", "kind": "COUNTER",
+             "description": "Requests \\ served\nper path.", "labelNames": ["path"]},
+            {"instanceName": "d.i", "name": "latency", "kind": "DISTRIBUTION", "labelNames": ["path"],
+             "buckets": {"linearBuckets": {"numFiniteBuckets": 2, "width": 1, "offset": 1}}},
+        ]}),
+        &BuildEnv::current(),
+    );
+    let path = "/a\"b\\c\nd";
+    h.report(ReportBatch::Metric(vec![
+        inst("c.i", Value::Int64(7), &[("path", path)]),
+        inst("d.i", Value::Double(1.5), &[("path", path)]),
+        inst("d.i", Value::Double(0.5), &[("path", path)]),
+    ]))
+    .unwrap();
+    let (_, _, body) = get(h.local_addr().port(), "/metrics").await.unwrap();
+    h.close().resolve().await.unwrap();
+    let Some(py) = python_parse(&body) else {
+        return;
+    };
+    let samples: Vec<(String, String, String, f64)> = py
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["labels"]["path"].as_str().unwrap().to_string(),
+                s["labels"]["le"].as_str().unwrap_or("").to_string(),
+                s["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let p = path.to_string();
+    assert_eq!(
+        samples,
+        vec![
+            // The Python client names counter samples `_total` whatever the
+            // family is called.
+            ("istio_requests_total".into(), p.clone(), "".into(), 7.0),
+            ("istio_latency_bucket".into(), p.clone(), "1".into(), 1.0),
+            ("istio_latency_bucket".into(), p.clone(), "2".into(), 2.0),
+            ("istio_latency_bucket".into(), p.clone(), "+Inf".into(), 2.0),
+            ("istio_latency_sum".into(), p.clone(), "".into(), 2.0),
+            ("istio_latency_count".into(), p, "".into(), 2.0),
+        ],
+        "{body}"
+    );
+    let fams: Vec<(&str, &str, &str)> = py
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["family"].as_str().unwrap(),
+                s["type"].as_str().unwrap(),
+                s["doc"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fams[0],
+        ("istio_requests", "counter", "Requests \\ served\nper path.")
+    );
+    assert_eq!(fams[1].1, "histogram");
+}
