@@ -195,14 +195,30 @@ impl Documents {
     pub fn add_file(&mut self, path: impl AsRef<Path>) -> Result<(), Error> {
         let path = path.as_ref();
         let source = path.display().to_string();
-        let text = match walk::read(path, MAX_SOURCE_BYTES)? {
-            Ok(text) => text,
+        let json = walk::is_json(path);
+        let bytes = match walk::read(path, MAX_SOURCE_BYTES)? {
+            Ok(bytes) => bytes,
             Err(size) => {
                 self.over_limit(&source.into(), size);
                 return Ok(());
             }
         };
-        if walk::is_json(path) {
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                self.problems.push(Problem {
+                    origin: Some(Origin::new(source.into(), None)),
+                    subject: None,
+                    field: None,
+                    error: Error::Syntax {
+                        format: if json { "JSON" } else { "YAML" },
+                        message: format!("not UTF-8 text ({})", e.utf8_error()),
+                    },
+                });
+                return Ok(());
+            }
+        };
+        if json {
             self.add_json(&source, &text);
         } else {
             self.add_yaml(&source, &text);

@@ -13,9 +13,9 @@ fn io(path: &Path, source: std::io::Error) -> Error {
     }
 }
 
-/// Reads a UTF-8 file of at most `limit` bytes; `Ok(Err(size))` when it is
+/// Reads a file of at most `limit` bytes; `Ok(Err(size))` when it is
 /// larger (read no further than the limit, so a huge file costs nothing).
-pub(super) fn read(path: &Path, limit: usize) -> Result<Result<String, usize>, Error> {
+pub(super) fn read(path: &Path, limit: usize) -> Result<Result<Vec<u8>, usize>, Error> {
     let file = fs::File::open(path).map_err(|e| io(path, e))?;
     let mut bytes = Vec::new();
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
@@ -28,12 +28,7 @@ pub(super) fn read(path: &Path, limit: usize) -> Result<Result<String, usize>, E
         });
         return Ok(Err(size));
     }
-    String::from_utf8(bytes).map(Ok).map_err(|e| {
-        io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-        )
-    })
+    Ok(Ok(bytes))
 }
 
 pub(super) fn is_json(path: &Path) -> bool {
