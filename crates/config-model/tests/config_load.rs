@@ -272,3 +272,10 @@ fn every_valid_config_together() {
     assert_eq!(config.rules.len(), 7);
     assert_eq!(config.default_namespace, "istio-system");
 }
+
+#[test]
+fn a_config_can_be_shared_by_every_request_thread() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<mixer_config::model::Config>();
+    shared::<mixer_config::Error>();
+}
