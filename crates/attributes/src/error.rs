@@ -207,7 +207,8 @@ pub enum Error {
         /// The name.
         name: String,
     },
-    /// One update sets the same attribute under two types.
+    /// One update sets the same attribute in two fields: under two types,
+    /// or in a field and its `_HACK` twin.
     #[error("{at}: attribute '{name}' is also set as {other_type} by {other} in the same update")]
     TypeConflict {
         /// The second setting.

@@ -78,7 +78,8 @@ struct Stamp {
 ///    merges key by key into the map already held.
 ///
 /// Everything is checked before anything changes: indices must be in the
-/// dictionary, an attribute may not be set under two types, and the
+/// dictionary, an attribute may not be set by two fields (two types, or a
+/// field and its `_HACK` twin), and the
 /// [`Limits`] hold. A failed update leaves the dictionary and every context
 /// exactly as they were.
 ///
@@ -234,8 +235,12 @@ impl StreamState {
             let slot = resolve(at, index)?;
             check_value(limits, &resolve, at, &value)?;
             let s = stamp(stamps, touched, current, slot);
+            // Two fields (two types, or a field and its HACK twin) setting
+            // one attribute: refused, since no order between fields is
+            // defined. A map entry repeated within one field is protobuf's
+            // last-wins.
             if let Some(other) = s.set
-                && other.field.value_type() != field.value_type()
+                && other.field != field
             {
                 return Err(Error::TypeConflict {
                     at,

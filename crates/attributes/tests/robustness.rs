@@ -245,12 +245,12 @@ impl Model {
         }
         for (k, v) in &a.timestamp_attributes_hack {
             let n = name(k)?;
-            typed(&n, 4)?;
+            typed(&n, 8)?;
             ctx.insert(n, Value::Timestamp(ts(v)?));
         }
         for (k, v) in &a.duration_attributes_hack {
             let n = name(k)?;
-            typed(&n, 5)?;
+            typed(&n, 9)?;
             ctx.insert(n, Value::Duration(du(v)?));
         }
         if ctx.len() > l.max_attributes_per_context {
