@@ -107,7 +107,7 @@ async fn measure(closed_wait: Duration, run: Duration) -> Measured {
         prefetch_calls: s.prefetch_calls,
         quotas: s.quotas,
     };
-    println!(
+    eprintln!(
         "limit {LIMIT}/s, ~200/s asked for {}s, closed wait {} ms: steady {:.1}/s ({:+.1}%), \
          worst one-second span {} ({:+.1}%), with cold start {}; {} prefetch calls for {} quota calls",
         run.as_secs(),
