@@ -109,8 +109,25 @@ fn json_syntax_errors_and_documents_have_lines() {
     assert_eq!(
         errors,
         [
-            "a.json:1: rule 'r.rule.istio-system' field bogus: unknown field (expected one of: match, actions, requestHeaderOperations, responseHeaderOperations)",
+            "a.json:3: rule 'r.rule.istio-system' field bogus: unknown field (expected one of: match, actions, requestHeaderOperations, responseHeaderOperations)",
             "a.json:4: JSON syntax error: EOF while parsing a value at line 4 column 9",
+        ]
+    );
+}
+
+#[test]
+fn a_json_array_of_documents_keeps_lines() {
+    let mut docs = mixer_config::load::Documents::new();
+    docs.add_json(
+        "b.json",
+        "[\n  {\"kind\": \"denier\", \"metadata\": {\"name\": \"d\"}},\n  {\"kind\": \"rule\",\n   \"metadata\": {\"name\": \"r\"},\n   \"spec\": {\"actions\": [{\"handler\": \"d.denier\",\n                \"instances\": [\"x\"]}]}}\n]",
+    );
+    let result = mixer_config::validate::Validator::new(&config_support::schemas()).validate(docs);
+    let (errors, _) = problems(result);
+    assert_eq!(
+        errors,
+        [
+            "b.json:6: rule 'r.rule.istio-system' field actions[0].instances[0]: instance 'x' not found (looked for x.instance.istio-system)"
         ]
     );
 }

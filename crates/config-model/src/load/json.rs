@@ -2,13 +2,14 @@
 
 use serde_json::Value;
 
-/// A top-level value and its line, or a syntax error, its line and message.
-pub(super) type Parsed = Result<(u32, Value), (Option<u32>, String)>;
+/// A top-level value, its first line and its text, or a syntax error, its
+/// line and message.
+pub(super) type Parsed<'a> = Result<(u32, Value, &'a str), (Option<u32>, String)>;
 
 /// Each top-level value with the 1-based line it starts on, or a syntax
 /// error with its line. Stops at the first error: the JSON parser cannot
 /// resynchronise.
-pub(super) fn parse(text: &str) -> Vec<Parsed> {
+pub(super) fn parse(text: &str) -> Vec<Parsed<'_>> {
     let mut out = Vec::new();
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     let mut consumed = 0usize;
@@ -24,8 +25,8 @@ pub(super) fn parse(text: &str) -> Vec<Parsed> {
             Some(Ok(value)) => {
                 line = line.saturating_add(newlines(&text[counted..start]));
                 counted = start;
-                out.push(Ok((line, value)));
                 consumed = stream.byte_offset();
+                out.push(Ok((line, value, text.get(start..consumed).unwrap_or(""))));
             }
             Some(Err(e)) => {
                 let line = u32::try_from(e.line()).ok().filter(|&l| l > 0);

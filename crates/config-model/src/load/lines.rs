@@ -1,10 +1,12 @@
-//! Lines of fields in a YAML document, found by a light scan of its block
-//! structure, because the YAML parser reports no positions for values.
+//! Lines of fields in a document, found by a light scan of its text,
+//! because neither the YAML nor the JSON parser reports positions of
+//! values.
 //!
-//! The scan understands block mappings and sequences (the style every
-//! Istio config uses); values written in flow style (`{a: 1}`) get the line
-//! of the nearest enclosing field. A wrong guess costs only a less precise
-//! line in an error message, never a wrong decision.
+//! For YAML the scan understands block mappings and sequences (the style
+//! every Istio config uses); values written in flow style (`{a: 1}`) get the
+//! line of the nearest enclosing field. JSON is scanned token by token. A
+//! wrong guess costs only a less precise line in an error message, never a
+//! wrong decision.
 
 use std::collections::HashMap;
 
@@ -68,6 +70,87 @@ impl LineIndex {
             scan.node(indent, content, line_no);
         }
         scan.index
+    }
+
+    /// Scans one JSON value (already known to be well-formed), whose first
+    /// line is line `first_line` of its file.
+    pub(crate) fn scan_json(text: &str, first_line: u32) -> LineIndex {
+        enum Frame {
+            Object {
+                path: Vec<Step>,
+                key: Option<String>,
+            },
+            Array {
+                path: Vec<Step>,
+                next: usize,
+            },
+        }
+        let mut index = LineIndex::default();
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut line = first_line;
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match b {
+                b'\n' => line = line.saturating_add(1),
+                b'}' | b']' => {
+                    stack.pop();
+                }
+                b'"' if matches!(stack.last(), Some(Frame::Object { key: None, .. })) => {
+                    let end = json_string_end(bytes, i);
+                    let key = unescape_double(text.get(i + 1..end - 1).unwrap_or(""));
+                    if let Some(Frame::Object { key: slot, .. }) = stack.last_mut() {
+                        *slot = Some(key);
+                    }
+                    i = end;
+                    continue;
+                }
+                b' ' | b'\t' | b'\r' | b',' | b':' => {}
+                _ => {
+                    // A value starts: find its path.
+                    let path = match stack.last_mut() {
+                        Some(Frame::Object { path, key }) => key.take().map(|k| {
+                            let mut p = path.clone();
+                            p.push(Step::Name(k));
+                            p
+                        }),
+                        Some(Frame::Array { path, next }) => {
+                            let mut p = path.clone();
+                            p.push(Step::Index(*next));
+                            *next += 1;
+                            Some(p)
+                        }
+                        None => Some(Vec::new()),
+                    };
+                    let path = path.unwrap_or_default();
+                    if !path.is_empty() {
+                        index.lines.entry(path.clone()).or_insert(line);
+                    }
+                    match b {
+                        b'{' => stack.push(Frame::Object { path, key: None }),
+                        b'[' => stack.push(Frame::Array { path, next: 0 }),
+                        b'"' => {
+                            i = json_string_end(bytes, i);
+                            continue;
+                        }
+                        _ => {
+                            while i < bytes.len()
+                                && !matches!(
+                                    bytes[i],
+                                    b',' | b'}' | b']' | b'\n' | b' ' | b'\t' | b'\r'
+                                )
+                            {
+                                i += 1;
+                            }
+                            continue;
+                        }
+                    }
+                }
+            }
+            i += 1;
+        }
+        index
     }
 
     /// The line of `path`, or of its deepest ancestor the scan recorded.
@@ -204,6 +287,19 @@ fn closing_quote(content: &str, quote: char) -> Option<usize> {
     None
 }
 
+/// The index just past the JSON string starting at `start` (a `"`).
+fn json_string_end(bytes: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
 fn unescape_double(s: &str) -> String {
     // Keys with escapes other than \" and \\ are rare enough that an
     // approximate key (hence a less precise line) is acceptable.
@@ -272,7 +368,30 @@ spec:
     }
 
     #[test]
+    fn finds_json_fields_and_items() {
+        let json = "{\n  \"kind\": \"rule\",\n  \"spec\": {\n    \"match\": \"a == \\\"}\\\"\",\n    \"actions\": [\n      {\"handler\": \"h\",\n       \"instances\": [\"i\", 2]}\n    ]\n  }\n}";
+        let index = LineIndex::scan_json(json, 5);
+        let spec = FieldPath::spec();
+        assert_eq!(line(&index, FieldPath::root().field("kind")), Some(6));
+        assert_eq!(line(&index, spec.field("match")), Some(8));
+        assert_eq!(
+            line(&index, spec.field("actions").index(0).field("handler")),
+            Some(10)
+        );
+        assert_eq!(
+            line(
+                &index,
+                spec.field("actions").index(0).field("instances").index(1)
+            ),
+            Some(11)
+        );
+    }
+
+    #[test]
     fn odd_input_does_not_panic() {
+        for text in ["{\"a", "[[[", "}}]]", "{\"\\", "\"é\": ü", "{\"é", "{\""] {
+            let _ = LineIndex::scan_json(text, 1);
+        }
         for text in [
             "- - - a",
             ": : :",

@@ -146,7 +146,7 @@ impl Documents {
                 Ok(value) => {
                     let lines = Arc::new(LineIndex::scan(&chunk.text, chunk.first_line));
                     let origin = Origin::new(source.clone(), Some(chunk.content_line));
-                    self.push(origin, value, Some(lines));
+                    self.push(origin, value, Some(lines), FieldPath::root());
                 }
                 Err((line, message)) => self.problems.push(Problem {
                     origin: Some(Origin::new(source.clone(), line)),
@@ -170,13 +170,19 @@ impl Documents {
         }
         for item in json::parse(text) {
             match item {
-                Ok((line, Value::Array(values))) => {
-                    for value in values {
-                        self.push(Origin::new(source.clone(), Some(line)), value, None);
+                Ok((line, value, text)) => {
+                    let lines = Arc::new(LineIndex::scan_json(text, line));
+                    let origin = Origin::new(source.clone(), Some(line));
+                    if let Value::Array(values) = value {
+                        // An array of documents: each its own, like `List` items.
+                        for (i, value) in values.into_iter().enumerate() {
+                            let base = FieldPath::root().index(i);
+                            let line = lines.line_of(base.segments());
+                            self.push(origin.at(line), value, Some(lines.clone()), base);
+                        }
+                    } else {
+                        self.push(origin, value, Some(lines), FieldPath::root());
                     }
-                }
-                Ok((line, value)) => {
-                    self.push(Origin::new(source.clone(), Some(line)), value, None)
                 }
                 Err((line, message)) => self.problems.push(Problem {
                     origin: Some(Origin::new(source.clone(), line)),
@@ -291,7 +297,13 @@ impl Documents {
     }
 
     /// Adds a parsed document, unwrapping a Kubernetes `kind: List`.
-    fn push(&mut self, origin: Origin, value: Value, lines: Option<Arc<LineIndex>>) {
+    fn push(
+        &mut self,
+        origin: Origin,
+        value: Value,
+        lines: Option<Arc<LineIndex>>,
+        base: FieldPath,
+    ) {
         if value.is_null() {
             return;
         }
@@ -301,7 +313,7 @@ impl Documents {
             let locator = Locator {
                 origin,
                 lines,
-                base: FieldPath::root(),
+                base,
             };
             self.docs.push(Document { locator, value });
             return;
@@ -316,7 +328,7 @@ impl Documents {
             if item.is_null() {
                 continue;
             }
-            let base = FieldPath::root().field("items").index(i);
+            let base = base.field("items").index(i);
             let line = lines.as_ref().and_then(|l| l.line_of(base.segments()));
             let locator = Locator {
                 origin: origin.at(line),

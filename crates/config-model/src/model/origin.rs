@@ -3,14 +3,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// The source (file path, or the name given to an in-memory string) and,
-/// for YAML, the 1-based line of an object or field.
+/// The source (file path, or the name given to an in-memory string) and
+/// the 1-based line of an object or field.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
     /// The file path as given to the loader, or the name given with a string.
     pub source: Arc<str>,
-    /// 1-based line; `None` for JSON, whose parser does not report lines of
-    /// values.
+    /// 1-based line, when known.
     pub line: Option<u32>,
 }
 
