@@ -374,6 +374,27 @@ impl Client {
         }
     }
 
+    /// Sends one report straight to the server and waits for its answer,
+    /// bypassing the batch buffer (for tools; proxies use [`Client::report`]).
+    /// The error says why the server could not be reached (the failure
+    /// policy does not apply: a report has nothing to let through).
+    pub async fn report_remote<B: Bag + Sync + ?Sized>(&self, bag: &B) -> Result<Status, Error> {
+        let inner = &self.inner;
+        bump(&inner.counters.reports);
+        let answer = inner
+            .call(
+                &inner.report,
+                bag,
+                &inner.counters.remote_report_calls,
+                |index, update| proto::ReportRequest {
+                    request_index: index,
+                    attribute_update: Some(update),
+                },
+            )
+            .await;
+        answer.map(|resp| Status::from_proto(resp.result))
+    }
+
     /// Sends every buffered report now and waits for the server's answers
     /// (or their failure). For shutdown and tests.
     pub async fn flush(&self) {

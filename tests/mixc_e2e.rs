@@ -1,0 +1,285 @@
+//! `mixc` against `mixs`, as processes: the built example binaries, the
+//! shipped configuration, loopback only.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `target/<profile>/examples/<name>`, built if this test run did not.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["build", "--example", name]);
+        if dir
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|p| p == "release")
+        {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().unwrap();
+        assert!(status.success(), "cargo build --example {name}");
+    }
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The shipped config with the Prometheus handler on a free port, so that
+/// the test does not collide with anything on the default one.
+fn config_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config");
+    for entry in std::fs::read_dir(shipped).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replace("port: 42422", &format!("port: {}", free_port()));
+        std::fs::write(dir.path().join(path.file_name().unwrap()), text).unwrap();
+    }
+    dir
+}
+
+struct Mixs {
+    child: Child,
+    addr: SocketAddr,
+    _config: tempfile::TempDir,
+}
+
+impl Mixs {
+    fn start() -> Mixs {
+        let config = config_dir();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let child = Command::new(example("mixs"))
+            .arg("server")
+            .arg("--config-dir")
+            .arg(config.path())
+            .args(["--address", &addr.to_string()])
+            .args(["--monitoring-address", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut mixs = Mixs {
+            child,
+            addr,
+            _config: config,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mixs did not start listening on {addr}"
+            );
+            if let Ok(Some(status)) = mixs.child.try_wait() {
+                panic!("mixs exited: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        mixs
+    }
+}
+
+impl Drop for Mixs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mixc(args: &[&str]) -> Output {
+    Command::new(example("mixc")).args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+#[test]
+fn mixc_calls_mixs_with_typed_attributes() {
+    let mixs = Mixs::start();
+    let addr = mixs.addr.to_string();
+
+    // An allowed check, every typed flag on the way.
+    let out = mixc(&[
+        "check",
+        "-s",
+        &addr,
+        "--string_attributes",
+        "destination.service=details.default.svc.cluster.local,request.path=/x",
+        "--int64_attributes",
+        "request.size=10,response.code=200",
+        "--double_attributes",
+        "custom.ratio=0.5",
+        "--bool_attributes",
+        "connection.mtls=true",
+        "--timestamp_attributes",
+        "request.time=2017-01-02T15:04:05Z",
+        "--duration_attributes",
+        "response.duration=1.5s",
+        "--bytes_attributes",
+        "source.ip=0a:00:00:01",
+        "--stringmap_attributes",
+        "request.headers=:method:GET;user-agent:curl",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = stdout(&out);
+    assert!(text.starts_with("check 1: OK"), "{text}");
+    assert!(text.contains("valid for"), "{text}");
+
+    // The shipped policy denies `x-mixer-deny: true`.
+    let out = mixc(&[
+        "check",
+        "--address",
+        &addr,
+        "--stringmap_attributes",
+        "request.headers=x-mixer-deny:true",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "answered, even if denied");
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["status"], "PERMISSION_DENIED");
+    assert_eq!(v["code"], 7);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("requests with x-mixer-deny are refused"),
+        "{v}"
+    );
+    let out = mixc(&[
+        "check",
+        "-s",
+        &addr,
+        "--stringmap_attributes",
+        "request.headers=x-mixer-deny:true",
+    ]);
+    assert!(
+        stdout(&out).starts_with("check 1: PERMISSION_DENIED: "),
+        "{}",
+        stdout(&out)
+    );
+
+    // Quota: the reviews service called by an unknown source gets 50/s.
+    let reviews = "destination.service=reviews.default.svc.cluster.local";
+    let out = mixc(&[
+        "quota",
+        "-s",
+        &addr,
+        "--quota",
+        "requestquota",
+        "--amount",
+        "60",
+        "--string_attributes",
+        reviews,
+        "--json",
+    ]);
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["status"], "RESOURCE_EXHAUSTED", "{v}");
+    assert_eq!(v["granted"], 0);
+    let out = mixc(&[
+        "quota",
+        "-s",
+        &addr,
+        "--quota",
+        "requestquota",
+        "--amount",
+        "60",
+        "--best_effort",
+        "--dedup_id",
+        "mixc-test-1",
+        "--string_attributes",
+        reviews,
+    ]);
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("quota 1: OK, granted 50, valid for"),
+        "{text}"
+    );
+    let out = mixc(&[
+        "quota",
+        "-s",
+        &addr,
+        "--quota",
+        "requestquota",
+        "--amount",
+        "60",
+        "--best_effort",
+        "--dedup_id",
+        "mixc-test-1",
+        "--string_attributes",
+        reviews,
+        "--json",
+    ]);
+    assert_eq!(
+        json_lines(&out)[0]["granted"],
+        50,
+        "the same dedup id: the first answer"
+    );
+
+    // Reports, repeated and concurrent: every call printed once.
+    let out = mixc(&[
+        "report",
+        "-s",
+        &addr,
+        "--string_attributes",
+        reviews,
+        "--int64_attributes",
+        "response.code=200",
+        "--repeat",
+        "6",
+        "--concurrency",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 6);
+    let mut seen: Vec<u64> = lines.iter().map(|v| v["index"].as_u64().unwrap()).collect();
+    seen.sort();
+    assert_eq!(seen, (1..=6).collect::<Vec<_>>());
+    assert!(lines.iter().all(|v| v["status"] == "OK"), "{lines:?}");
+}
+
+#[test]
+fn mixc_reports_bad_flags_and_unreachable_servers() {
+    let out = mixc(&["check", "--int64_attributes", "request.size=ten"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("request.size=\"ten\" is not an integer"),
+        "{err}"
+    );
+    let out = mixc(&["quota", "--amount", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = mixc(&["check", "--bytes_attributes", "x=zz"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let port = free_port().to_string();
+    let addr = format!("127.0.0.1:{port}");
+    let out = mixc(&["check", "-s", &addr, "--timeout", "500ms", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the server could not be reached"
+    );
+    assert_eq!(json_lines(&out)[0]["status"], "UNAVAILABLE");
+}
