@@ -1,0 +1,238 @@
+//! The client: a check answered from the client's cache against the same
+//! check sent over loopback to a mixer-server in this process (20
+//! attributes, same run), with allocations per cache hit counted (must be
+//! zero); and the embedded proxy's latency per request with the Mixer
+//! linked in against the same proxy with the Mixer off (same run).
+
+#[allow(unreachable_pub)]
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+
+#[allow(dead_code)]
+#[path = "../examples/embedded_proxy/proxy.rs"]
+mod proxy;
+
+#[global_allocator]
+static A: counting_alloc::Counting = counting_alloc::Counting;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use mixer_adapters::Registry;
+use mixer_attributes::{OwnedBag, StringMap, Timestamp, Value};
+use mixer_client::{CacheKeys, Client, Options, Source};
+use mixer_config::load::Documents;
+use mixer_dispatch::{Dispatcher, Options as DispatchOptions};
+use mixer_server::Server;
+use tokio::runtime::Runtime;
+
+/// The shipped configuration, with the Prometheus endpoint on a free port,
+/// no access log on stdout, and a quota limit the benchmark cannot reach.
+fn shipped_config() -> Documents {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config");
+    let mut docs = Documents::new();
+    for name in ["policy.yaml", "quota.yaml", "telemetry.yaml"] {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        let text = text
+            .replace("port: 42422", "port: 0")
+            .replace("maxAmount: 5000", "maxAmount: 1000000000")
+            .replace("  - handler: access-log\n    instances: [accesslog]\n", "");
+        docs.add_yaml(name, &text);
+    }
+    docs
+}
+
+/// A request as a sidecar describes it: 20 attributes.
+fn bag() -> OwnedBag {
+    let headers: StringMap = [
+        (":method", "GET"),
+        (":path", "/reviews/1"),
+        (":authority", "reviews:9080"),
+        ("user-agent", "curl/8.0"),
+        ("x-request-id", "3f2a9c1e-0000-4000-8000-000000000001"),
+    ]
+    .into_iter()
+    .collect();
+    let labels: StringMap = [("app", "productpage"), ("version", "v1")]
+        .into_iter()
+        .collect();
+    let s = |v: &str| Value::String(v.into());
+    OwnedBag::new()
+        .with("request.path", s("/reviews/1"))
+        .with("request.method", s("GET"))
+        .with("request.host", s("reviews:9080"))
+        .with("request.scheme", s("http"))
+        .with("request.useragent", s("curl/8.0"))
+        .with("request.size", Value::Int64(0))
+        .with(
+            "request.time",
+            Value::Timestamp(Timestamp::new(1_700_000_000, 0).unwrap()),
+        )
+        .with("request.id", s("3f2a9c1e-0000-4000-8000-000000000001"))
+        .with("request.headers", Value::StringMap(headers))
+        .with("source.ip", Value::IpAddress([10, 1, 2, 3].into()))
+        .with("source.port", Value::Int64(43210))
+        .with("source.service", s("productpage.default.svc.cluster.local"))
+        .with("source.uid", s("kubernetes://productpage-v1-1.default"))
+        .with("source.labels", Value::StringMap(labels))
+        .with(
+            "destination.service",
+            s("reviews.default.svc.cluster.local"),
+        )
+        .with("destination.uid", s("kubernetes://reviews-v1-1.default"))
+        .with("destination.port", Value::Int64(9080))
+        .with("context.protocol", s("http"))
+        .with("context.reporter.kind", s("inbound"))
+        .with("connection.mtls", Value::Bool(true))
+}
+
+/// Polls a future once: a cache hit completes without ever waiting.
+fn poll_once<F: Future>(f: F) -> F::Output {
+    match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("a cache hit must complete on its first poll"),
+    }
+}
+
+async fn start_server() -> SocketAddr {
+    let dispatcher = Dispatcher::new(
+        Registry::builtin(),
+        tokio::runtime::Handle::current(),
+        DispatchOptions::default(),
+    );
+    dispatcher.load(shipped_config()).unwrap();
+    let server = Server::builder(dispatcher)
+        .address("127.0.0.1:0".parse().unwrap())
+        .bind()
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    tokio::spawn(server.serve_until(std::future::pending()));
+    addr
+}
+
+fn check(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let addr = rt.block_on(start_server());
+    let bag = bag();
+    let (cached, remote) = rt.block_on(async {
+        let mut o = Options::new(addr.to_string());
+        o.cache_keys = CacheKeys::WholeBag;
+        let cached = Client::new(o.clone()).unwrap();
+        o.cache_keys = CacheKeys::Disabled;
+        let remote = Client::new(o).unwrap();
+        assert_eq!(cached.check(&bag).await.source, Source::Remote);
+        assert_eq!(remote.check(&bag).await.source, Source::Remote);
+        (cached, remote)
+    });
+    assert_eq!(poll_once(cached.check(&bag)).source, Source::Cache);
+    let allocs = counting_alloc::per_call(10_000, || {
+        let r = poll_once(cached.check(&bag));
+        assert_eq!(r.source, Source::Cache);
+    });
+    eprintln!("client check, cache hit, 20 attributes: {allocs} allocations per check");
+    assert_eq!(allocs, 0.0, "a cache hit must not allocate");
+    let remote_allocs = counting_alloc::per_call(200, || {
+        rt.block_on(remote.check(&bag));
+    });
+    eprintln!(
+        "client check, remote over loopback: {remote_allocs:.1} allocations per check (client and server)"
+    );
+
+    let mut g = c.benchmark_group("client_check_20_attributes");
+    g.bench_function("cache_hit", |b| {
+        b.iter(|| poll_once(cached.check(std::hint::black_box(&bag))))
+    });
+    g.bench_function("remote_loopback", |b| {
+        b.iter(|| rt.block_on(remote.check(std::hint::black_box(&bag))))
+    });
+    g.finish();
+}
+
+async fn upstream() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let svc = service_fn(|_req| async {
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn embedded_proxy(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let (with_mixer, no_cache, without, http) = rt.block_on(async {
+        let up = upstream().await;
+        let dispatcher = Dispatcher::new(
+            Registry::builtin(),
+            tokio::runtime::Handle::current(),
+            DispatchOptions::default(),
+        );
+        dispatcher.load(shipped_config()).unwrap();
+        let settings = |mixer| proxy::Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            upstream: up,
+            destination_service: "details.default.svc.cluster.local".into(),
+            mixer,
+        };
+        let mixer = proxy::Mixer::new(dispatcher.clone());
+        let mut uncached = proxy::Mixer::new(dispatcher);
+        uncached.cache = None;
+        let with_mixer = proxy::start(settings(Some(mixer))).await.unwrap();
+        let no_cache = proxy::start(settings(Some(uncached))).await.unwrap();
+        let without = proxy::start(settings(None)).await.unwrap();
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let http: HttpClient<HttpConnector, Full<Bytes>> =
+            HttpClient::builder(TokioExecutor::new()).build(connector);
+        (with_mixer, no_cache, without, http)
+    });
+    let get = |addr: SocketAddr| {
+        let http = http.clone();
+        async move {
+            let req = Request::get(format!("http://{addr}/details/1"))
+                .header("user-agent", "bench")
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let resp = http.request(req).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.into_body().collect().await.unwrap();
+        }
+    };
+    let mut g = c.benchmark_group("embedded_proxy_request");
+    for (name, addr) in [
+        ("mixer_off", without.addr),
+        ("mixer_in_process", with_mixer.addr),
+        ("mixer_in_process_no_check_cache", no_cache.addr),
+    ] {
+        rt.block_on(get(addr));
+        g.bench_function(name, |b| b.iter(|| rt.block_on(get(addr))));
+    }
+    g.finish();
+    drop((with_mixer, no_cache, without));
+}
+
+criterion_group!(benches, check, embedded_proxy);
+criterion_main!(benches);
