@@ -9,13 +9,16 @@
 //! expire with the decision's validity: its duration and its use count.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mixer_adapters::Clock;
 use mixer_adapters::Status;
 use mixer_attributes::{Bag, Condition, ReferencedAttributes, Value, ValueRef};
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::runtime::Handle;
 
 /// A cached decision, what a hit hands back.
 #[derive(Clone, Debug)]
@@ -36,7 +39,7 @@ struct Entry {
 
 struct Shape {
     refs: Arc<ReferencedAttributes>,
-    entries: HashMap<u64, Vec<Entry>>,
+    entries: HashMap<u64, Vec<Entry>, BuildHasherDefault<Passthrough>>,
 }
 
 #[derive(Default)]
@@ -47,11 +50,101 @@ struct Inner {
     seq: u64,
 }
 
+/// How stale the cache's view of time may be: entries are served up to
+/// this long past their expiry (validities are seconds; the client side
+/// caches by them too).
+pub(crate) const CLOCK_RESOLUTION: Duration = Duration::from_millis(5);
+
+/// The clock as the cache reads it: an atomic refreshed by a ticker on the
+/// runtime, because a clock read costs as much as the rest of a hit on
+/// some virtual machines.
+struct CoarseClock {
+    base: Instant,
+    offset_nanos: AtomicU64,
+}
+
+impl CoarseClock {
+    fn now(&self) -> Instant {
+        self.base + Duration::from_nanos(self.offset_nanos.load(Ordering::Relaxed))
+    }
+
+    fn set(&self, t: Instant) {
+        let n =
+            u64::try_from(t.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX);
+        self.offset_nanos.fetch_max(n, Ordering::Relaxed);
+    }
+}
+
 /// Bounded cache of check decisions.
 pub(crate) struct CheckCache {
     inner: Mutex<Inner>,
     capacity: usize,
+    clock: Arc<CoarseClock>,
 }
+
+/// A fast non-cryptographic hasher (the multiply-rotate of rustc's
+/// FxHash). Collisions only cost a comparison: entries are matched on the
+/// values themselves.
+#[derive(Default)]
+struct Fx(u64);
+
+const K: u64 = 0xf135_7aea_2e62_a9c5;
+
+impl Fx {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(26) ^ w).wrapping_mul(K);
+    }
+}
+
+impl Hasher for Fx {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(buf));
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The bucket map's hasher: its keys are hashes already.
+#[derive(Default)]
+struct Passthrough(u64);
+
+impl Hasher for Passthrough {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Most values a lookup collects on the stack (and so compares without a
+/// second walk over the bag).
+const INLINE_VALUES: usize = 16;
 
 /// Most shapes kept: each is one distinct set of looked-up attributes, and
 /// a configuration yields few.
@@ -117,7 +210,7 @@ fn walk<'b, B: Bag + ?Sized>(
 }
 
 fn key_of<B: Bag + ?Sized>(refs: &ReferencedAttributes, bag: &B) -> Option<u64> {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut h = Fx::default();
     walk(refs, bag, |v| {
         hash_value(v, &mut h);
         true
@@ -135,11 +228,35 @@ fn same<B: Bag + ?Sized>(refs: &ReferencedAttributes, bag: &B, values: &[Value])
 }
 
 impl CheckCache {
-    pub(crate) fn new(capacity: usize) -> CheckCache {
+    /// A cache of at most `capacity` decisions, reading time from `clock`
+    /// every [`CLOCK_RESOLUTION`] on `runtime` (which needs its time
+    /// driver, as handler timeouts do).
+    pub(crate) fn new(capacity: usize, clock: Arc<dyn Clock>, runtime: &Handle) -> CheckCache {
+        let coarse = Arc::new(CoarseClock {
+            base: clock.now(),
+            offset_nanos: AtomicU64::new(0),
+        });
+        let weak = Arc::downgrade(&coarse);
+        drop(runtime.spawn(async move {
+            let mut tick = tokio::time::interval(CLOCK_RESOLUTION);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tick.tick().await;
+                // Ends with the cache.
+                let Some(c) = weak.upgrade() else { break };
+                c.set(clock.now());
+            }
+        }));
         CheckCache {
             inner: Mutex::new(Inner::default()),
             capacity: capacity.max(1),
+            clock: coarse,
         }
+    }
+
+    /// Now, as the cache sees it (at most [`CLOCK_RESOLUTION`] behind).
+    pub(crate) fn now(&self) -> Instant {
+        self.clock.now()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -160,16 +277,37 @@ impl CheckCache {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         for shape in &mut inner.shapes {
-            let Some(key) = key_of(&shape.refs, bag) else {
+            // One walk: hash the values and keep them for the comparison.
+            let mut h = Fx::default();
+            let mut values: [Option<ValueRef<'_>>; INLINE_VALUES] = [None; INLINE_VALUES];
+            let mut n = 0;
+            let fits = walk(&shape.refs, bag, |v| {
+                hash_value(v, &mut h);
+                if n < INLINE_VALUES {
+                    values[n] = Some(v);
+                }
+                n += 1;
+                true
+            });
+            if !fits {
                 continue;
-            };
+            }
+            let key = h.finish();
             let Some(bucket) = shape.entries.get_mut(&key) else {
                 continue;
             };
-            let Some(pos) = bucket
-                .iter()
-                .position(|e| same(&shape.refs, bag, &e.values))
-            else {
+            let found = bucket.iter().position(|e| {
+                if n <= INLINE_VALUES {
+                    e.values.len() == n
+                        && e.values
+                            .iter()
+                            .zip(&values)
+                            .all(|(s, v)| Some(s.as_ref()) == *v)
+                } else {
+                    same(&shape.refs, bag, &e.values)
+                }
+            });
+            let Some(pos) = found else {
                 continue;
             };
             let e = &mut bucket[pos];
@@ -241,7 +379,7 @@ impl CheckCache {
             None if inner.shapes.len() < MAX_SHAPES => {
                 inner.shapes.push(Shape {
                     refs: decision.referenced.clone(),
-                    entries: HashMap::new(),
+                    entries: HashMap::default(),
                 });
                 inner.shapes.len() - 1
             }

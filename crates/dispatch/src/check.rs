@@ -61,8 +61,8 @@ impl Dispatcher {
     /// together, each under its timeout (this needs a tokio runtime).
     pub async fn check<B: Bag + Sync + ?Sized>(&self, bag: &B) -> CheckOutcome {
         let inner = &*self.inner;
-        let now = inner.options.clock.now();
-        if let Some(cache) = &inner.cache {
+        let now = inner.cache.as_ref().map(|c| c.now());
+        if let (Some(cache), Some(now)) = (&inner.cache, now) {
             if let Some(hit) = cache.get(bag, now) {
                 inner.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
                 inner.metrics.checks.count(hit.status.code, false);
@@ -83,10 +83,9 @@ impl Dispatcher {
         let mut pending = Vec::new();
         for (seq, h, instance) in &instances {
             let slot = &snap.handlers[*h as usize];
-            let started = Instant::now();
             match catch_unwind(AssertUnwindSafe(|| slot.handler.check(instance))) {
                 Ok(Answer::Ready(Ok(r))) => {
-                    slot.stats.check.record(started, false);
+                    slot.stats.check.record(None, false);
                     merge.answer(
                         *seq,
                         &slot.name,
@@ -96,12 +95,12 @@ impl Dispatcher {
                     );
                 }
                 Ok(Answer::Ready(Err(e))) => {
-                    slot.stats.check.record(started, true);
+                    slot.stats.check.record(None, true);
                     merge.error(*seq, &slot.name, e.code(), e);
                 }
-                Ok(Answer::Pending(f)) => pending.push((*seq, slot, f, started)),
+                Ok(Answer::Pending(f)) => pending.push((*seq, slot, f, Instant::now())),
                 Err(p) => {
-                    slot.stats.check.record(started, true);
+                    slot.stats.check.record(None, true);
                     slot.stats.panics.fetch_add(1, Ordering::Relaxed);
                     merge.error(
                         *seq,
@@ -124,7 +123,7 @@ impl Dispatcher {
             for (seq, slot, started, limit, r) in results {
                 match r {
                     Ok(Ok(Ok(r))) => {
-                        slot.stats.check.record(started, false);
+                        slot.stats.check.record(Some(started), false);
                         merge.answer(
                             seq,
                             &slot.name,
@@ -134,11 +133,11 @@ impl Dispatcher {
                         );
                     }
                     Ok(Ok(Err(e))) => {
-                        slot.stats.check.record(started, true);
+                        slot.stats.check.record(Some(started), true);
                         merge.error(seq, &slot.name, e.code(), e);
                     }
                     Ok(Err(p)) => {
-                        slot.stats.check.record(started, true);
+                        slot.stats.check.record(Some(started), true);
                         slot.stats.panics.fetch_add(1, Ordering::Relaxed);
                         merge.error(
                             seq,
@@ -148,7 +147,7 @@ impl Dispatcher {
                         );
                     }
                     Err(_) => {
-                        slot.stats.check.record(started, true);
+                        slot.stats.check.record(Some(started), true);
                         merge.error(
                             seq,
                             &slot.name,
@@ -174,7 +173,7 @@ impl Dispatcher {
             valid_use_count,
             referenced,
         };
-        if let Some(cache) = &inner.cache
+        if let (Some(cache), Some(now)) = (&inner.cache, now)
             && !errors
         {
             cache.insert(

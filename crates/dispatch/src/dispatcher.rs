@@ -58,8 +58,13 @@ impl Dispatcher {
     /// of `registry`. Handlers run their background work, and report
     /// workers run, on `runtime`.
     pub fn new(registry: Registry, runtime: Handle, options: Options) -> Dispatcher {
-        let cache = (options.check_cache_capacity > 0)
-            .then(|| CheckCache::new(options.check_cache_capacity));
+        let cache = (options.check_cache_capacity > 0).then(|| {
+            CheckCache::new(
+                options.check_cache_capacity,
+                options.clock.clone(),
+                &runtime,
+            )
+        });
         Dispatcher {
             inner: Arc::new(Inner {
                 snapshot: ArcSwap::from_pointee(Snapshot::empty()),

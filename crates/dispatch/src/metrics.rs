@@ -257,7 +257,7 @@ impl Metrics {
     }
 }
 
-fn call_samples(handler: &str, variety: &'static str, c: &CallStats) -> [Sample; 3] {
+fn call_samples(handler: &str, variety: &'static str, c: &CallStats) -> [Sample; 4] {
     let labels = vec![
         ("handler", handler.to_string()),
         ("variety", variety.to_string()),
@@ -277,10 +277,17 @@ fn call_samples(handler: &str, variety: &'static str, c: &CallStats) -> [Sample;
             labels.clone(),
             c.errors.load(Ordering::Relaxed),
         ),
+        sample(
+            "mixer_dispatch_handler_waits_total",
+            "Handler calls that waited (pending answers, report batches): the ones timed.",
+            MetricKind::Counter,
+            labels.clone(),
+            c.timed.load(Ordering::Relaxed),
+        ),
         Sample {
-            name: Cow::Borrowed("mixer_dispatch_handler_seconds_sum"),
+            name: Cow::Borrowed("mixer_dispatch_handler_wait_seconds_sum"),
             help: Cow::Borrowed(
-                "Total time spent in handler calls, in seconds (divide by calls for the mean).",
+                "Time spent in handler calls that waited, in seconds (divide by waits for the mean).",
             ),
             kind: MetricKind::Counter,
             labels,

@@ -113,19 +113,18 @@ impl Dispatcher {
         let mut pending = Vec::new();
         for (seq, h, instance) in &instances {
             let slot = &snap.handlers[*h as usize];
-            let started = Instant::now();
             match catch_unwind(AssertUnwindSafe(|| slot.handler.quota(instance, &args))) {
                 Ok(Answer::Ready(Ok(r))) => {
-                    slot.stats.quota.record(started, false);
+                    slot.stats.quota.record(None, false);
                     take(&mut merge, *seq, &slot.name, r);
                 }
                 Ok(Answer::Ready(Err(e))) => {
-                    slot.stats.quota.record(started, true);
+                    slot.stats.quota.record(None, true);
                     merge.error(*seq, &slot.name, e.code(), e);
                 }
-                Ok(Answer::Pending(f)) => pending.push((*seq, slot, f, started)),
+                Ok(Answer::Pending(f)) => pending.push((*seq, slot, f, Instant::now())),
                 Err(p) => {
-                    slot.stats.quota.record(started, true);
+                    slot.stats.quota.record(None, true);
                     slot.stats.panics.fetch_add(1, Ordering::Relaxed);
                     merge.error(
                         *seq,
@@ -148,7 +147,7 @@ impl Dispatcher {
             for (seq, slot, started, limit, r) in results {
                 slot.stats
                     .quota
-                    .record(started, !matches!(r, Ok(Ok(Ok(_)))));
+                    .record(Some(started), !matches!(r, Ok(Ok(Ok(_)))));
                 match r {
                     Ok(Ok(Ok(r))) => take(&mut merge, seq, &slot.name, r),
                     Ok(Ok(Err(e))) => merge.error(seq, &slot.name, e.code(), e),

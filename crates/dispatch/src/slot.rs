@@ -27,17 +27,24 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct CallStats {
     pub(crate) calls: AtomicU64,
     pub(crate) errors: AtomicU64,
+    pub(crate) timed: AtomicU64,
     pub(crate) nanos: AtomicU64,
 }
 
 impl CallStats {
-    pub(crate) fn record(&self, started: Instant, failed: bool) {
+    /// Counts a call; `started` is given for calls that waited (pending
+    /// answers, report batches): inline answers take less time than the
+    /// two clock reads timing them would, so they are counted, not timed.
+    pub(crate) fn record(&self, started: Option<Instant>, failed: bool) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         if failed {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
-        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.nanos.fetch_add(nanos, Ordering::Relaxed);
+        if let Some(started) = started {
+            self.timed.fetch_add(1, Ordering::Relaxed);
+            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.nanos.fetch_add(nanos, Ordering::Relaxed);
+        }
     }
 }
 
@@ -214,7 +221,7 @@ fn spawn_worker(
                             true
                         }
                     };
-                    stats.report.record(started, failed);
+                    stats.report.record(Some(started), failed);
                 }
                 Msg::Flush(done) => {
                     let _ = done.send(());
