@@ -444,3 +444,84 @@ async fn monitoring_serves_health_readiness_and_metrics() {
     drop(s);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_config_denies_whitelists_and_rate_limits() {
+    // The config of `examples/config`, with the Prometheus adapter moved to
+    // a free port so that the test never collides with a running server.
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config");
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replace("port: 42422", "port: 0");
+        std::fs::write(dir.path().join(path.file_name().unwrap()), text).unwrap();
+    }
+    let mut server = TestServer::start_dir(dir.path(), quick_options()).await;
+    let mut client = server.client().await;
+    let mut s = CheckStream::open(&mut client).await;
+    let labels = |v: &str| {
+        let mut m = mixer_attributes::StringMap::new();
+        m.insert("version".into(), v.into());
+        Value::StringMap(m)
+    };
+    let to_ratings = |version: &str, deny: &str| {
+        bag("/ratings/0", &[("x-mixer-deny", deny)])
+            .with(
+                "destination.service",
+                Value::String("ratings.default.svc.cluster.local".into()),
+            )
+            .with("source.labels", labels(version))
+    };
+    let cases = [
+        (to_ratings("v1", "false"), code::OK),
+        (to_ratings("v3", "false"), code::PERMISSION_DENIED),
+        (to_ratings("v1", "true"), code::PERMISSION_DENIED),
+    ];
+    for (b, want) in &cases {
+        s.send(0, b).await;
+        let a = s.answer().await;
+        assert_eq!(code(&a), *want, "{}", message(&a));
+    }
+    let a = {
+        s.send(0, &to_ratings("v1", "true")).await;
+        s.answer().await
+    };
+    assert_eq!(
+        message(&a),
+        "deny-header.handler.istio-system: requests with x-mixer-deny are refused"
+    );
+
+    // The rate limit: 50 per second for an unknown source calling reviews.
+    let (tx, rx) = mpsc::channel(128);
+    let mut answers = client
+        .quota(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut enc = mixer_attributes::Encoder::new();
+    let reviews = OwnedBag::new().with(
+        "destination.service",
+        Value::String("reviews.default.svc.cluster.local".into()),
+    );
+    for i in 1..=60 {
+        tx.send(QuotaRequest {
+            request_index: i,
+            attribute_update: Some(enc.encode(0, &reviews).unwrap()),
+            deduplication_id: format!("q{i}"),
+            quota: "requestquota".into(),
+            amount: 1,
+            best_effort: false,
+        })
+        .await
+        .unwrap();
+    }
+    let mut granted = 0;
+    for _ in 0..60 {
+        granted += answers.message().await.unwrap().unwrap().amount;
+    }
+    assert!((50..60).contains(&granted), "granted {granted} of 60");
+    drop(s);
+    drop(tx);
+    server.shutdown().await;
+}

@@ -287,18 +287,18 @@ pub struct CheckStream {
 
 impl CheckStream {
     pub async fn open(client: &mut MixerClient<Channel>) -> CheckStream {
+        CheckStream::try_open(client).await.expect("stream opens")
+    }
+
+    pub async fn try_open(client: &mut MixerClient<Channel>) -> Result<CheckStream, tonic::Status> {
         let (tx, rx) = mpsc::channel(1024);
-        let rx = client
-            .check(ReceiverStream::new(rx))
-            .await
-            .expect("stream opens")
-            .into_inner();
-        CheckStream {
+        let rx = client.check(ReceiverStream::new(rx)).await?.into_inner();
+        Ok(CheckStream {
             tx,
             rx,
             encoder: Encoder::new(),
             next_index: 1,
-        }
+        })
     }
 
     /// Sends a raw update; returns its request index.
