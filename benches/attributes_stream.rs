@@ -64,7 +64,10 @@ fn setup() -> (StreamState, Encoder, [Vec<u8>; 2], [OwnedBag; 2]) {
     }
     let bytes = [ua.encode_to_vec(), ub.encode_to_vec()];
     for (x, bag) in bytes.iter().zip([&a, &b]) {
-        assert_eq!(&OwnedBag::copy_of(server.apply_bytes(x).unwrap()), bag);
+        assert_eq!(
+            OwnedBag::copy_of(server.apply_bytes(x).unwrap()),
+            OwnedBag::copy_of(bag)
+        );
     }
     (server, client, bytes, [a, b])
 }
@@ -97,6 +100,18 @@ fn decode(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    let ratio = interleaved_ratio(
+        || {
+            black_box(Attributes::decode(black_box(bytes[0].as_slice())).unwrap());
+            black_box(Attributes::decode(black_box(bytes[1].as_slice())).unwrap());
+        },
+        || {
+            black_box(server.apply_bytes(black_box(&bytes[0])).unwrap().len());
+            black_box(server.apply_bytes(black_box(&bytes[1])).unwrap().len());
+        },
+    );
+    eprintln!("interleaved medians: apply_bytes / prost decode alone = {ratio:.2} (target <= 2)");
 
     let mut i = 0;
     let per_apply = counting_alloc::per_call(10_000, || {
@@ -147,6 +162,29 @@ fn encode(c: &mut Criterion) {
         client.encode_to_vec(0, &bags[i], &mut out).unwrap();
     });
     eprintln!("allocations per call: encoder delta to bytes {per_encode:.2}");
+}
+
+/// Median time of `b` over median time of `a`, timed in alternating short
+/// rounds so that both see the same machine load.
+fn interleaved_ratio(mut a: impl FnMut(), mut b: impl FnMut()) -> f64 {
+    use std::time::Instant;
+    const ROUNDS: usize = 101;
+    const ITERS: u32 = 2_000;
+    let mut time = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        for _ in 0..ITERS {
+            f();
+        }
+        t.elapsed().as_secs_f64()
+    };
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        ta.push(time(&mut a));
+        tb.push(time(&mut b));
+    }
+    ta.sort_by(f64::total_cmp);
+    tb.sort_by(f64::total_cmp);
+    tb[ROUNDS / 2] / ta[ROUNDS / 2]
 }
 
 criterion_group!(benches, decode, encode);

@@ -225,11 +225,13 @@ impl StreamState {
                 Some(d) => d.slot(index).ok_or(Error::UnknownIndex { at, index }),
             }
         };
-        u.for_each_deleted(|index| {
-            let slot = resolve(Location::new(Field::DeletedAttributes, index), index)?;
-            stamp(stamps, touched, current, slot).deleted = true;
-            Ok(())
-        })?;
+        if header.has_deleted {
+            u.for_each_deleted(|index| {
+                let slot = resolve(Location::new(Field::DeletedAttributes, index), index)?;
+                stamp(stamps, touched, current, slot).deleted = true;
+                Ok(())
+            })?;
+        }
         u.for_each_value(|field, index, value| {
             let at = Location::new(field, index);
             let slot = resolve(at, index)?;
@@ -301,12 +303,16 @@ impl StreamState {
             ctx.clear();
         }
         if let Some(d) = dictionary.as_ref() {
-            let deleted = u.for_each_deleted(|index| {
-                if let Some(e) = d.get(index) {
-                    ctx.remove(e.id);
-                }
+            let deleted = if header.has_deleted {
+                u.for_each_deleted(|index| {
+                    if let Some(e) = d.get(index) {
+                        ctx.remove(e.id);
+                    }
+                    Ok(())
+                })
+            } else {
                 Ok(())
-            });
+            };
             let stored = u.for_each_value(|_, index, value| {
                 if let Some(e) = d.get(index) {
                     store(ctx, d, e.id, value);

@@ -70,6 +70,9 @@ pub(crate) struct Header {
     pub(crate) context: i32,
     pub(crate) reset: bool,
     pub(crate) has_dictionary: bool,
+    /// Whether `deleted_attributes` may be non-empty (lets the decoder skip
+    /// walking the update for deletions in the common case of none).
+    pub(crate) has_deleted: bool,
 }
 
 /// What the decoder needs from an update, whatever its form.
@@ -122,7 +125,10 @@ impl<'a> Update<'a> for BytesUpdate<'a> {
                     true
                 }
                 (4..=11 | 13 | 14, Payload::Len(..)) => true,
-                (12, Payload::Len(..) | Payload::Varint(_)) => true,
+                (12, Payload::Len(..) | Payload::Varint(_)) => {
+                    h.has_deleted = true;
+                    true
+                }
                 (1..=14, _) => false,
                 _ => true,
             };
@@ -244,6 +250,7 @@ impl<'a> Update<'a> for ProtoUpdate<'a> {
             context: self.0.attribute_context,
             reset: self.0.reset_context,
             has_dictionary: !self.0.dictionary.is_empty(),
+            has_deleted: !self.0.deleted_attributes.is_empty(),
         })
     }
 

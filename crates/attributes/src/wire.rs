@@ -43,6 +43,8 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn err(&self, reason: &'static str) -> Error {
         Error::Malformed {
             field: self.what,
@@ -51,8 +53,20 @@ impl<'a> Reader<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64, Error> {
+        // Keys, lengths and most values of this message fit one byte.
+        if let Some(&b) = self.buf.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
+        self.varint_slow()
+    }
+
+    #[inline(never)]
+    fn varint_slow(&mut self) -> Result<u64, Error> {
         let mut value: u64 = 0;
         for i in 0..10 {
             let Some(&b) = self.buf.get(self.pos) else {
@@ -89,7 +103,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next field: its number and payload, or `None` at the end.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn next_field(&mut self) -> Result<Option<(u32, Payload<'a>)>, Error> {
         if self.pos >= self.buf.len() {
             return Ok(None);
