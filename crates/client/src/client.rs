@@ -90,6 +90,7 @@ impl Client {
     /// A client for `options.address`; connects lazily.
     pub fn new(options: Options) -> Result<Client, Error> {
         options.validate()?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
         let uri = if options.address.contains("://") {
             options.address.clone()
         } else {
@@ -136,7 +137,7 @@ impl Client {
             last_report_warning: Mutex::new(None),
             options,
         });
-        tokio::spawn(flusher(Arc::downgrade(&inner), report_wake));
+        runtime.spawn(flusher(Arc::downgrade(&inner), report_wake));
         Ok(Client { inner })
     }
 

@@ -25,6 +25,10 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// [`crate::Client::new`] was called outside a tokio runtime (the client
+    /// spawns its stream readers and report flusher on it).
+    #[error("the Mixer client must be created inside a tokio runtime")]
+    NoRuntime,
     /// A cache key is not `name` or `name/key`.
     #[error("invalid cache key {key:?}: {reason}")]
     InvalidCacheKey {

@@ -44,6 +44,10 @@
 //! let closed = Client::new(options).unwrap();
 //! assert_eq!(closed.check(&bag).await.status.code, mixer_proto::code::UNAVAILABLE);
 //! assert_eq!(closed.statistics().remote_send_errors, 1);
+//!
+//! // Outside a runtime: an error, not a panic.
+//! let elsewhere = std::thread::spawn(|| Client::new(Options::new("127.0.0.1:1")).err());
+//! assert!(matches!(elsewhere.join().unwrap(), Some(mixer_client::Error::NoRuntime)));
 //! # }
 //! ```
 
