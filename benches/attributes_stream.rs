@@ -170,7 +170,7 @@ fn interleaved_ratio(mut a: impl FnMut(), mut b: impl FnMut()) -> f64 {
     use std::time::Instant;
     const ROUNDS: usize = 101;
     const ITERS: u32 = 2_000;
-    let mut time = |f: &mut dyn FnMut()| {
+    let time = |f: &mut dyn FnMut()| {
         let t = Instant::now();
         for _ in 0..ITERS {
             f();
