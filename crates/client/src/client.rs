@@ -578,6 +578,18 @@ impl Inner {
     }
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let left = self.reports.get_mut().bags.len();
+        if left > 0 {
+            tracing::warn!(
+                dropped = left,
+                "Mixer client dropped with reports still buffered; call flush() before dropping it"
+            );
+        }
+    }
+}
+
 /// Sends batches when they fill up or age; ends when the client is gone.
 async fn flusher(inner: Weak<Inner>, wake: Arc<Notify>) {
     loop {
