@@ -73,9 +73,30 @@ fn key(out: &mut String, k: &str, write: impl Fn(&mut String, &str)) {
     }
 }
 
+/// A JSON string: quotes, backslashes and control characters escaped.
 fn json_str(out: &mut String, s: &str) {
-    // serde_json's escaping: quotes, backslashes and control characters.
-    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+    out.push('"');
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let esc = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            c if (c as u32) < 0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push_str(esc);
+        }
+        start = i + c.len_utf8();
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
 }
 
 fn json_value(out: &mut String, v: &Value) {
@@ -159,6 +180,11 @@ mod tests {
         );
         let parsed: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(parsed["zeta"], "a \"q\"\n");
+        let mut odd = String::new();
+        json_str(&mut odd, "tab\tcr\r\u{1}é\\");
+        assert_eq!(odd, r#""tab\tcr\r\u0001é\\""#);
+        let back: String = serde_json::from_str(&odd).unwrap();
+        assert_eq!(back, "tab\tcr\r\u{1}é\\");
         s.clear();
         line(
             &mut s,

@@ -84,10 +84,13 @@ pub fn level_of(severity: &str, configured: &BTreeMap<String, Level>) -> Level {
     if let Some(l) = configured.get(severity) {
         return *l;
     }
-    match severity.to_ascii_lowercase().as_str() {
-        "warn" | "warning" => Level::Warning,
-        "err" | "error" | "fatal" | "critical" | "alert" | "emergency" => Level::Error,
-        _ => Level::Info,
+    let is = |names: &[&str]| names.iter().any(|n| n.eq_ignore_ascii_case(severity));
+    if is(&["warn", "warning"]) {
+        Level::Warning
+    } else if is(&["err", "error", "fatal", "critical", "alert", "emergency"]) {
+        Level::Error
+    } else {
+        Level::Info
     }
 }
 
