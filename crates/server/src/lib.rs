@@ -13,6 +13,8 @@
 //!   `/ready` on a monitoring address, a watched config directory, and
 //!   [`Server::serve_until`] for a graceful shutdown.
 //! - [`Options`]: every limit, documented.
+//! - TLS and mutual TLS on the gRPC listener with the `tls` cargo feature
+//!   (rustls with ring; off by default): `Builder::tls(TlsOptions { .. })`.
 //!
 //! # What a client sees
 //!
