@@ -302,4 +302,73 @@ mod tests {
         q.failed(true);
         assert!(!q.request(1, t0, false).granted);
     }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Request(i64),
+        Answer(i64),
+        Fail,
+        Advance(u64),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (1i64..6).prop_map(Op::Request),
+            2 => (0i64..40).prop_map(Op::Answer),
+            1 => Just(Op::Fail),
+            2 => (0u64..400).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The documented bound, against any interleaving of requests,
+        /// grants (full, partial or none), failures and time: per key, the
+        /// client never grants more than the server did plus `min_prefetch`.
+        #[test]
+        fn never_grants_more_than_the_server_plus_min_prefetch(
+            ops in proptest::collection::vec(op(), 1..300),
+            min_prefetch in 1i64..30,
+        ) {
+            let opts = PrefetchOptions { min_prefetch, ..PrefetchOptions::default() };
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut p = Prefetch::new(opts, t0);
+            let mut asked: Option<i64> = None;
+            let mut local = 0i64;
+            let mut server = 0i64;
+            for op in ops {
+                match op {
+                    Op::Request(n) => {
+                        let s = p.request(n, now, false);
+                        if s.granted {
+                            local += n;
+                        }
+                        if let Some(a) = s.fetch {
+                            proptest::prop_assert!(asked.is_none(), "one prefetch in flight");
+                            asked = Some(a);
+                        }
+                    }
+                    Op::Answer(g) => {
+                        if let Some(a) = asked.take() {
+                            let g = g.min(a);
+                            server += g;
+                            p.answered(a, g, ms(1000), now);
+                        }
+                    }
+                    Op::Fail => {
+                        if asked.take().is_some() {
+                            p.failed(false);
+                        }
+                    }
+                    Op::Advance(d) => now += ms(d),
+                }
+                proptest::prop_assert!(
+                    local <= server + min_prefetch,
+                    "local {} server {} bound {}", local, server, min_prefetch
+                );
+                proptest::prop_assert_eq!(local, p.local_granted);
+            }
+        }
+    }
 }
