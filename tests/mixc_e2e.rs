@@ -4,18 +4,26 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// `target/<profile>/examples/<name>`, built if this test run did not.
+/// `target/<profile>/examples/<name>`. Cargo builds a package's examples
+/// for a full `cargo test` but not for `cargo test --test mixc_e2e`, so the
+/// binaries are brought up to date once per run (a no-op when they are).
 fn example(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap().join("examples");
-    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
+    BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--example", name]);
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+            "build",
+            "--example",
+            "mixs",
+            "--example",
+            "mixc",
+        ]);
         if dir
             .parent()
             .and_then(Path::file_name)
@@ -24,9 +32,12 @@ fn example(name: &str) -> PathBuf {
             cmd.arg("--release");
         }
         let status = cmd.status().unwrap();
-        assert!(status.success(), "cargo build --example {name}");
-    }
-    path
+        assert!(
+            status.success(),
+            "cargo build --example mixs --example mixc"
+        );
+    });
+    dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
 fn free_port() -> u16 {
