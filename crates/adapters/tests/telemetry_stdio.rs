@@ -305,3 +305,56 @@ async fn an_unwritable_path_is_a_build_error_naming_it() {
     let e = StdioHandler::build(p, &BuildEnv::current()).err().unwrap();
     assert!(e.to_string().contains("missing-dir"), "{e}");
 }
+
+/// Runs in a child process (see `stdout_and_stderr_streams`): writes one
+/// entry to the stream named by `MIXER_STDIO_CHILD`.
+#[tokio::test]
+async fn child_writes_to_a_standard_stream() {
+    let Ok(stream) = std::env::var("MIXER_STDIO_CHILD") else {
+        return;
+    };
+    let h = handler(json!({"logStream": stream}), &BuildEnv::current());
+    let ts = Timestamp::new(1_700_000_000, 1_000);
+    h.report(ReportBatch::LogEntry(vec![log(
+        "s.i",
+        "info",
+        ts,
+        &[("stream", Value::String(stream.clone()))],
+    )]))
+    .unwrap();
+    h.close().resolve().await.unwrap();
+}
+
+#[test]
+fn stdout_and_stderr_streams() {
+    for stream in ["STDOUT", "STDERR"] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_writes_to_a_standard_stream",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("MIXER_STDIO_CHILD", stream)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let want = format!(
+            "{{\"time\":\"2023-11-14T22:13:20.000001Z\",\"level\":\"info\",\"instance\":\"s.i\",\"stream\":\"{stream}\"}}"
+        );
+        let (on, off) = if stream == "STDOUT" {
+            (&out.stdout, &out.stderr)
+        } else {
+            (&out.stderr, &out.stdout)
+        };
+        let lines = |b: &[u8]| -> Vec<String> {
+            String::from_utf8_lossy(b)
+                .lines()
+                // libtest may have written `test name ... ` before it.
+                .filter_map(|l| l.find("{\"time\"").map(|i| l[i..].to_string()))
+                .collect()
+        };
+        assert_eq!(lines(on), vec![want], "{stream}");
+        assert!(lines(off).is_empty(), "{stream}");
+    }
+}
