@@ -91,6 +91,7 @@ pub(crate) fn run(argv: Vec<String>) -> Result<ExitCode, String> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -109,6 +110,7 @@ async fn serve(s: Settings) -> Result<ExitCode, String> {
         tokio::runtime::Handle::current(),
         dispatch,
     );
+    let keep = dispatcher.clone();
     let builder = Server::builder(dispatcher)
         .options(s.options)
         .address(s.address)
@@ -125,6 +127,11 @@ async fn serve(s: Settings) -> Result<ExitCode, String> {
         .serve_until(shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
+    // Dropping the last dispatcher lets its handlers close (flushing files,
+    // closing sockets) on the report workers; give them a moment while the
+    // runtime still runs, as the dispatcher offers no close-and-wait.
+    drop(keep);
+    tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(if done.drained && done.flushed {
         ExitCode::SUCCESS
     } else {
