@@ -523,3 +523,31 @@ async fn the_shipped_config_denies_whitelists_and_rate_limits() {
     drop(tx);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_over_its_pipelining_bound_waits_instead_of_failing() {
+    let options = Options {
+        max_in_flight_per_stream: 2,
+        ..quick_options()
+    };
+    let mut server = TestServer::start(&standard_config("0s"), options).await;
+    let mut client = server.client().await;
+    let mut s = CheckStream::open(&mut client).await;
+    let started = Instant::now();
+    for i in 0..6 {
+        s.send(0, &bag(&format!("sleep:{}", 150 + i), &[])).await;
+    }
+    for _ in 0..6 {
+        assert_eq!(code(&s.answer().await), code::OK);
+    }
+    // Two at a time: three waves of 150 ms, where unbounded pipelining
+    // would take one.
+    assert!(
+        started.elapsed() >= Duration::from_millis(440),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.service.stats().method(Method::Check).shed, 0);
+    drop(s);
+    server.shutdown().await;
+}
