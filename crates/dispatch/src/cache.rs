@@ -112,6 +112,14 @@ impl Hasher for Fx {
         }
     }
     #[inline]
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+    #[inline]
     fn write_u64(&mut self, n: u64) {
         self.add(n);
     }
@@ -150,6 +158,7 @@ const INLINE_VALUES: usize = 16;
 /// a configuration yields few.
 const MAX_SHAPES: usize = 64;
 
+#[inline]
 fn hash_value(v: ValueRef<'_>, h: &mut impl Hasher) {
     match v {
         ValueRef::String(s)
@@ -175,6 +184,7 @@ fn hash_value(v: ValueRef<'_>, h: &mut impl Hasher) {
 /// Walks the shape over `bag`: `f` gets each present value in shape order.
 /// False when the bag disagrees with a condition (present where the shape
 /// recorded absence, or the reverse).
+#[inline]
 fn walk<'b, B: Bag + ?Sized>(
     refs: &ReferencedAttributes,
     bag: &'b B,
