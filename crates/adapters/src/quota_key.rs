@@ -7,16 +7,62 @@ use mixer_attributes::Value;
 
 use crate::template::Dimensions;
 
-/// An injective encoding of (quota, dimensions): each part followed by its
-/// length, so no value can forge another key whatever bytes it holds.
-pub(crate) fn write_key(out: &mut String, name: &str, dims: &Dimensions) {
-    let _ = write!(out, "{name}\0{}\0", name.len());
+/// An injective encoding of (quota, dimensions) as bytes: every part
+/// prefixed by its length, so no value can forge another key whatever
+/// bytes it holds. Values are rendered as everywhere (`Display`), so a
+/// dimension is the same counter whether it arrives as `200` or `"200"`.
+pub(crate) fn write_key(out: &mut Vec<u8>, name: &str, dims: &Dimensions) {
+    push_part(out, name.as_bytes());
     for (k, v) in dims {
-        let _ = write!(out, "{k}\0{}\0", k.len());
-        let start = out.len();
-        let _ = write!(out, "{v}");
-        let len = out.len() - start;
-        let _ = write!(out, "\0{len}\0");
+        push_part(out, k.as_bytes());
+        push_value(out, v);
+    }
+}
+
+fn push_part(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+fn push_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::String(s) | Value::EmailAddress(s) | Value::Uri(s) | Value::DnsName(s) => {
+            push_part(out, s.as_bytes())
+        }
+        Value::Int64(n) => {
+            let mut buf = [0u8; 20];
+            let mut m = n.unsigned_abs();
+            let mut i = buf.len();
+            loop {
+                i -= 1;
+                buf[i] = b'0' + (m % 10) as u8;
+                m /= 10;
+                if m == 0 {
+                    break;
+                }
+            }
+            let neg = usize::from(*n < 0);
+            out.extend_from_slice(&((buf.len() - i + neg) as u32).to_le_bytes());
+            if neg == 1 {
+                out.push(b'-');
+            }
+            out.extend_from_slice(&buf[i..]);
+        }
+        Value::Bool(b) => push_part(out, if *b { b"true" } else { b"false" }),
+        other => {
+            struct Bytes<'a>(&'a mut Vec<u8>);
+            impl std::fmt::Write for Bytes<'_> {
+                fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                    self.0.extend_from_slice(s.as_bytes());
+                    Ok(())
+                }
+            }
+            let at = out.len();
+            out.extend_from_slice(&[0; 4]);
+            let _ = write!(Bytes(out), "{other}");
+            let len = (out.len() - at - 4) as u32;
+            out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        }
     }
 }
 
@@ -71,7 +117,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (Arc::from(*k), Value::String(v.to_string())))
                 .collect();
-            let mut s = String::new();
+            let mut s = Vec::new();
             write_key(&mut s, "q", &dims);
             s
         };
@@ -79,5 +125,23 @@ mod tests {
         assert_ne!(key(&[("a", "1\0\x001\0")]), key(&[("a", "1")]));
         assert_ne!(key(&[("a\0b", "c")]), key(&[("a", "b\0c")]));
         assert_eq!(key(&[("a", "1")]), key(&[("a", "1")]));
+        // Every type renders as its text: 200 and "200" are one counter.
+        let render = |v: Value| {
+            let dims: Dimensions = [(Arc::from("d"), v)].into_iter().collect();
+            let mut s = Vec::new();
+            write_key(&mut s, "q", &dims);
+            s
+        };
+        for (v, text) in [
+            (Value::Int64(200), "200"),
+            (Value::Int64(-7), "-7"),
+            (Value::Int64(i64::MIN), "-9223372036854775808"),
+            (Value::Int64(0), "0"),
+            (Value::Bool(false), "false"),
+            (Value::Double(1.5), "1.5"),
+            (Value::IpAddress("10.0.0.1".parse().unwrap()), "10.0.0.1"),
+        ] {
+            assert_eq!(render(v), render(Value::String(text.into())), "{text}");
+        }
     }
 }

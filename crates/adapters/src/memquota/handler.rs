@@ -1,9 +1,7 @@
 //! The memquota handler: sharded counters, overrides, deduplication.
 
 use std::cell::RefCell;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,29 +22,65 @@ const SWEEP_MIN: usize = 1024;
 
 /// A memquota handler.
 pub struct MemQuotaHandler {
-    quotas: HashMap<String, QuotaConfig>,
+    quotas: Vec<Quota>,
+    by_name: HashMap<String, usize>,
     min_dedup: Duration,
     clock: Arc<dyn Clock>,
     origin: Instant,
+}
+
+/// One quota's config and counters: each quota has its own shards, so
+/// its keys need not carry its name.
+struct Quota {
+    config: QuotaConfig,
     shards: Box<[Mutex<Shard>]>,
 }
 
 #[derive(Default)]
+struct Dedup {
+    answers: HashMap<Box<str>, QuotaResult>,
+    /// (expiry, id) in the order the ids were recorded; expiries only grow.
+    order: VecDeque<(u64, Box<str>)>,
+}
+
+#[derive(Default)]
 struct Shard {
-    counters: HashMap<Box<str>, Counter>,
+    counters: HashMap<Box<[u8]>, Counter>,
     sweep_at: usize,
 }
 
 struct Counter {
     window: Window,
     limit: Limit,
-    dedup: HashMap<Box<str>, QuotaResult>,
-    /// (expiry, id) in the order the ids were recorded; expiries only grow.
-    dedup_order: VecDeque<(u64, Box<str>)>,
+    /// Boxed: most counters never see a deduplication id, and a small
+    /// counter keeps the shard's table dense.
+    dedup: Option<Box<Dedup>>,
+    /// The latest time seen: callers read the clock before taking the
+    /// lock, so a late one may bring an earlier time; time never goes back
+    /// for a counter.
+    last: u64,
 }
 
 thread_local! {
-    static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+    static KEY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Picks a shard: a word-at-a-time multiply-rotate hash (as FxHash). The
+/// maps inside shards hash with SipHash, so a crafted key can crowd one
+/// shard's lock but not degrade its map.
+fn shard_of(key: &[u8]) -> usize {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h: u64 = key.len() as u64;
+    let mut words = key.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
+    }
+    for &b in words.remainder() {
+        h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+    }
+    (h >> 32) as usize % SHARDS
 }
 
 impl MemQuotaHandler {
@@ -54,25 +88,46 @@ impl MemQuotaHandler {
     pub fn new(params: MemQuotaParams, clock: Arc<dyn Clock>) -> MemQuotaHandler {
         let origin = clock.now();
         MemQuotaHandler {
+            by_name: params
+                .quotas
+                .iter()
+                .enumerate()
+                .map(|(i, q)| (q.name.clone(), i))
+                .collect(),
             quotas: params
                 .quotas
                 .into_iter()
-                .map(|q| (q.name.clone(), q))
+                .map(|config| Quota {
+                    config,
+                    shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+                })
                 .collect(),
             min_dedup: params.min_deduplication_duration,
             clock,
             origin,
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+        }
+    }
+
+    fn quota(&self, name: &str) -> Option<&Quota> {
+        // A handful of quotas is the rule: comparing names beats hashing one.
+        if self.quotas.len() <= 8 {
+            self.quotas.iter().find(|q| q.config.name == name)
+        } else {
+            self.by_name.get(name).map(|&i| &self.quotas[i])
         }
     }
 
     /// Counters currently held (one per quota key seen and not yet swept).
     pub fn live_keys(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().counters.len()).sum()
+        self.quotas
+            .iter()
+            .flat_map(|q| q.shards.iter())
+            .map(|s| s.lock().counters.len())
+            .sum()
     }
 
     fn allocate(&self, instance: &QuotaInstance, args: &QuotaArgs) -> Result<QuotaResult, Error> {
-        let Some(quota) = self.quotas.get(&*instance.name) else {
+        let Some(quota) = self.quota(&instance.name) else {
             return Err(Error::Unsupported {
                 adapter: NAME.into(),
                 what: format!("quota {} (not in params.quotas)", instance.name),
@@ -82,28 +137,26 @@ impl MemQuotaHandler {
         KEY.with(|buf| {
             let mut key = buf.borrow_mut();
             key.clear();
-            write_key(&mut key, &instance.name, &instance.dimensions);
-            let mut h = DefaultHasher::new();
-            key.hash(&mut h);
-            let mut shard = self.shards[h.finish() as usize % SHARDS].lock();
+            write_key(&mut key, "", &instance.dimensions);
+            let mut shard = quota.shards[shard_of(&key)].lock();
             let shard = &mut *shard;
-            if !shard.counters.contains_key(key.as_str()) {
-                if shard.counters.len() >= shard.sweep_at.max(SWEEP_MIN) {
-                    sweep(&mut shard.counters, now);
-                    shard.sweep_at = shard.counters.len() * 2;
-                }
-                let limit = resolve(quota, &instance.dimensions).clone();
-                let counter = Counter {
-                    window: Window::new(&limit, quota.algorithm),
-                    limit,
-                    dedup: HashMap::new(),
-                    dedup_order: VecDeque::new(),
-                };
-                shard.counters.insert(Box::from(key.as_str()), counter);
+            if let Some(counter) = shard.counters.get_mut(key.as_slice()) {
+                return Ok(counter.decide(instance, args, now, self.min_dedup));
             }
-            let Some(counter) = shard.counters.get_mut(key.as_str()) else {
-                return Err(Error::Internal("memquota counter vanished".into()));
-            };
+            if shard.counters.len() >= shard.sweep_at.max(SWEEP_MIN) {
+                sweep(&mut shard.counters, now);
+                shard.sweep_at = shard.counters.len() * 2;
+            }
+            let limit = resolve(&quota.config, &instance.dimensions).clone();
+            let counter = shard
+                .counters
+                .entry(Box::from(key.as_slice()))
+                .or_insert(Counter {
+                    window: Window::new(&limit, quota.config.algorithm),
+                    limit,
+                    dedup: None,
+                    last: 0,
+                });
             Ok(counter.decide(instance, args, now, self.min_dedup))
         })
     }
@@ -117,16 +170,28 @@ impl Counter {
         now: u64,
         min_dedup: Duration,
     ) -> QuotaResult {
-        while let Some((expiry, _)) = self.dedup_order.front() {
-            if *expiry > now {
-                break;
+        let now = now.max(self.last);
+        self.last = now;
+        if let Some(d) = &mut self.dedup {
+            while let Some((expiry, _)) = d.order.front() {
+                if *expiry > now {
+                    break;
+                }
+                if let Some((_, id)) = d.order.pop_front() {
+                    d.answers.remove(&id);
+                }
             }
-            if let Some((_, id)) = self.dedup_order.pop_front() {
-                self.dedup.remove(&id);
+            if d.order.is_empty() {
+                self.dedup = None;
             }
         }
         let dedup = !args.deduplication_id.is_empty();
-        if dedup && let Some(r) = self.dedup.get(args.deduplication_id.as_str()) {
+        if dedup
+            && let Some(r) = self
+                .dedup
+                .as_ref()
+                .and_then(|d| d.answers.get(args.deduplication_id.as_str()))
+        {
             return r.clone();
         }
         let used = self.window.used(now);
@@ -167,20 +232,23 @@ impl Counter {
         if dedup {
             let window = nanos(min_dedup.max(valid_duration));
             let id: Box<str> = args.deduplication_id.as_str().into();
-            self.dedup_order
-                .push_back((now.saturating_add(window), id.clone()));
-            self.dedup.insert(id, result.clone());
+            let d = self.dedup.get_or_insert_with(Box::default);
+            d.order.push_back((now.saturating_add(window), id.clone()));
+            d.answers.insert(id, result.clone());
         }
         result
     }
 
     fn idle(&mut self, now: u64) -> bool {
-        let expired = self.dedup_order.back().is_none_or(|(e, _)| *e <= now);
+        let expired = self
+            .dedup
+            .as_ref()
+            .is_none_or(|d| d.order.back().is_none_or(|(e, _)| *e <= now));
         expired && self.window.used(now) == 0
     }
 }
 
-fn sweep(counters: &mut HashMap<Box<str>, Counter>, now: u64) {
+fn sweep(counters: &mut HashMap<Box<[u8]>, Counter>, now: u64) {
     counters.retain(|_, c| !c.idle(now));
 }
 

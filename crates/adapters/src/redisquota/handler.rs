@@ -99,10 +99,11 @@ impl RedisQuotaHandler {
             .iter()
             .find(|o| matches(&o.dimensions, &instance.dimensions))
             .map_or(quota.max_amount, |o| o.max_amount);
-        let mut base = String::new();
+        let mut base = Vec::with_capacity(64);
         write_key(&mut base, &instance.name, &instance.dimensions);
+        let key = |prefix: &str| [prefix.as_bytes(), &base].concat();
         let id = &args.deduplication_id;
-        let dedup_key = format!("mixer:rq:d:{}:{id}{base}", id.len());
+        let dedup_key = [format!("mixer:rq:d:{}:{id}", id.len()).as_bytes(), &base].concat();
         let dedup = if id.is_empty() { "0" } else { "1" };
         let best = if args.best_effort { "1" } else { "0" };
         let window = millis(quota.valid_duration);
@@ -112,7 +113,7 @@ impl RedisQuotaHandler {
             match quota.algorithm {
                 Algorithm::FixedWindow => {
                     self.fixed
-                        .key(format!("mixer:rq:h:{base}"))
+                        .key(key("mixer:rq:h:"))
                         .key(&dedup_key)
                         .arg(max)
                         .arg(window)
@@ -124,8 +125,8 @@ impl RedisQuotaHandler {
                 }
                 Algorithm::RollingWindow => {
                     self.rolling
-                        .key(format!("mixer:rq:h:{base}"))
-                        .key(format!("mixer:rq:z:{base}"))
+                        .key(key("mixer:rq:h:"))
+                        .key(key("mixer:rq:z:"))
                         .key(&dedup_key)
                         .arg(max)
                         .arg(window)
