@@ -40,7 +40,9 @@ struct Sent {
 ///
 /// Semantic values travel as their wire type (an `IP_ADDRESS` as its 4 or
 /// 16 bytes, a `URI` as a string). `request_index` is not the encoder's
-/// business: the transport numbers requests.
+/// business: the transport numbers requests. One wire quirk passes
+/// through: prost writes a map value equal to its default as nothing, so a
+/// DOUBLE of `-0.0` arrives as `0.0`.
 ///
 /// ```
 /// use mixer_attributes::{Encoder, OwnedBag, StreamState, Value};
