@@ -1,7 +1,7 @@
 //! Allocation counts of the stream decoder in the steady state (one test in
 //! this binary, so that no other test allocates while it counts).
 
-#[allow(unreachable_pub, dead_code)]
+#[allow(unreachable_pub)]
 #[path = "../../../benches/support/counting_alloc.rs"]
 mod counting_alloc;
 #[path = "support/traffic.rs"]
