@@ -44,7 +44,7 @@ impl AttrId {
         self.0
     }
 
-    /// Interns `name` in the global table (see [`Interner::intern`]).
+    /// Interns `name` in the global table (see [`Interner::try_intern`]).
     ///
     /// # Panics
     ///
