@@ -157,3 +157,27 @@ impl Bag for Context {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_is_32_bytes_as_the_limits_document() {
+        assert_eq!(std::mem::size_of::<Option<Value>>(), 32);
+    }
+
+    #[test]
+    fn map_mut_replaces_other_types_and_counts_once() {
+        let id = AttrId::of("context.test.m");
+        let mut c = Context::default();
+        c.set_str(id, "x");
+        assert_eq!(c.len(), 1);
+        merge_key(c.map_mut(id), &Arc::from("k"), "v");
+        assert_eq!(c.len(), 1);
+        let want: StringMap = [("k", "v")].into_iter().collect();
+        assert_eq!(c.get(id), Some(ValueRef::StringMap(&want)));
+        c.remove(id);
+        assert!(c.is_empty() && !c.contains(id));
+    }
+}
