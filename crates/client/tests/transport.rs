@@ -245,3 +245,56 @@ async fn transport_errors_are_retried_with_backoff_and_counted() {
     assert_eq!(s.remote_successes, 0);
     assert_eq!(s.check_cache_misses_allow, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_times_out_per_call_under_either_policy() {
+    // Holds every request, answers none.
+    let (addr, _, _) = serve(usize::MAX, None).await;
+    for (policy, want) in [
+        (mixer_client::FailPolicy::Open, mixer_proto::code::OK),
+        (
+            mixer_client::FailPolicy::Close,
+            mixer_proto::code::DEADLINE_EXCEEDED,
+        ),
+    ] {
+        let mut o = Options::new(addr.clone());
+        o.cache_keys = CacheKeys::Disabled;
+        o.timeout = Duration::from_millis(300);
+        o.fail_policy = policy;
+        // A timeout spent the call's budget: retries are for transport
+        // errors only.
+        o.retry.max_retries = 2;
+        let client = Client::new(o).unwrap();
+        let started = std::time::Instant::now();
+        let r = client.check(&path("/slow")).await;
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_millis(800),
+            "{took:?}"
+        );
+        assert_eq!(r.status.code, want, "{policy:?}: {}", r.status);
+        assert_eq!(r.source, Source::Policy);
+        let s = client.statistics();
+        assert_eq!(
+            (s.remote_timeouts, s.remote_retries),
+            (1, 0),
+            "timeouts are not retried"
+        );
+    }
+}
+
+/// The client is shared across tasks: a compile-time check.
+#[test]
+fn client_and_its_futures_are_send_and_sync() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    fn send<F: std::future::Future + Send>(_: F) {}
+    shareable::<Client>();
+    let _ = |c: Client, b: OwnedBag| {
+        send(async move {
+            c.check(&b).await;
+            c.quota(&b, "q", 1).await;
+            c.report(&b);
+            c.flush().await;
+        })
+    };
+}
