@@ -1,0 +1,261 @@
+//! Policy adapters, each against its comparison in the same run:
+//! - memquota allocations against the governor crate's keyed check on the
+//!   same key set;
+//! - listchecker lookups: an IP among 10 and among 10,000 ranges, a string
+//!   among 10 and among 100,000 entries;
+//! - redisquota allocations at 1 and 32 concurrent callers against a
+//!   trivial script through the same client at the same concurrency (the
+//!   Redis round-trip limit). Needs `redis-server`; skipped without it.
+
+#[path = "../crates/adapters/tests/support/redis.rs"]
+mod redis_support;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use governor::{Quota, RateLimiter};
+use mixer_adapters::list::ListParams;
+use mixer_adapters::memquota::{MemQuotaHandler, MemQuotaParams};
+use mixer_adapters::template::{CheckInstance, ListEntryInstance, QuotaInstance};
+use mixer_adapters::{Answer, BuildEnv, Handler, HandlerBuilder, Params, QuotaArgs, SystemClock};
+use mixer_attributes::Value;
+use serde_json::json;
+
+const KEYS: usize = 1000;
+
+fn memquota(c: &mut Criterion) {
+    let mut g = c.benchmark_group("memquota_vs_governor");
+    g.throughput(Throughput::Elements(1));
+    let instances: Vec<QuotaInstance> = (0..KEYS)
+        .map(|i| QuotaInstance {
+            name: "requests.instance.ns".into(),
+            dimensions: [(Arc::from("user"), Value::String(format!("user-{i}")))]
+                .into_iter()
+                .collect(),
+        })
+        .collect();
+    let args = QuotaArgs {
+        amount: 1,
+        ..Default::default()
+    };
+    for algorithm in ["ROLLING_WINDOW", "FIXED_WINDOW"] {
+        let params = MemQuotaParams::parse(&Params::new(json!({"quotas": [{
+            "name": "requests.instance.ns", "maxAmount": 1_000_000_000_000i64,
+            "validDuration": "1s", "rateLimitAlgorithm": algorithm}]})))
+        .unwrap();
+        let h = MemQuotaHandler::new(params, Arc::new(SystemClock));
+        let mut i = 0;
+        g.bench_function(format!("memquota_{algorithm}"), |b| {
+            b.iter(|| {
+                i = (i + 1) % KEYS;
+                match h.quota(&instances[i], &args) {
+                    Answer::Ready(r) => r.unwrap().granted,
+                    Answer::Pending(_) => unreachable!(),
+                }
+            })
+        });
+    }
+    // The same key material governor hashes: the dimension values.
+    let keys: Vec<String> = (0..KEYS).map(|i| format!("user-{i}")).collect();
+    let limiter = RateLimiter::keyed(Quota::per_second(NonZeroU32::MAX));
+    let mut i = 0;
+    g.bench_function("governor_keyed_check", |b| {
+        b.iter(|| {
+            i = (i + 1) % KEYS;
+            limiter.check_key(&keys[i]).is_ok()
+        })
+    });
+    g.finish();
+}
+
+fn list_handler(entry_type: &str, entries: Vec<String>) -> Arc<dyn Handler> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let params = ListParams::parse(&Params::new(json!({
+        "entryType": entry_type, "overrides": entries, "blacklist": true
+    })))
+    .unwrap();
+    Box::new(params)
+        .build(&BuildEnv::new(rt.handle().clone()))
+        .unwrap()
+}
+
+fn list_lookups(c: &mut Criterion) {
+    let mut g = c.benchmark_group("list_lookup");
+    g.throughput(Throughput::Elements(1));
+    // Ranges spread over the address space: /24s 256 addresses apart.
+    let ranges = |n: u32| -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let a = 0x0a00_0000u32 + i * 512;
+                format!("{}/24", std::net::Ipv4Addr::from(a))
+            })
+            .collect()
+    };
+    // Half of the probes fall in a range, half in a gap, for both sizes.
+    let probes = |n: u32| -> Vec<CheckInstance> {
+        (0..1024u32)
+            .map(|i| {
+                let range = (i * 7919) % n;
+                let offset = if i % 2 == 0 { 17 } else { 300 };
+                let ip = std::net::Ipv4Addr::from(0x0a00_0000u32 + range * 512 + offset);
+                CheckInstance::ListEntry(ListEntryInstance {
+                    name: "l".into(),
+                    value: Value::IpAddress(ip.into()),
+                })
+            })
+            .collect()
+    };
+    for n in [10, 10_000] {
+        let h = list_handler("IP_ADDRESSES", ranges(n));
+        let probes = probes(n);
+        let mut i = 0;
+        g.bench_function(format!("ip_among_{n}_ranges"), |b| {
+            b.iter(|| {
+                i = (i + 1) % probes.len();
+                match h.check(&probes[i]) {
+                    Answer::Ready(r) => r.unwrap().status.code,
+                    Answer::Pending(_) => unreachable!(),
+                }
+            })
+        });
+    }
+    let strings: Vec<CheckInstance> = (0..1024u32)
+        .map(|i| {
+            CheckInstance::ListEntry(ListEntryInstance {
+                name: "l".into(),
+                // Half of the probes are in every list, half in none.
+                value: Value::String(if i % 2 == 0 {
+                    format!("entry-{}", i % 10)
+                } else {
+                    format!("absent-{i}")
+                }),
+            })
+        })
+        .collect();
+    for n in [10, 100_000] {
+        let h = list_handler("STRINGS", (0..n).map(|i| format!("entry-{i}")).collect());
+        let mut i = 0;
+        g.bench_function(format!("string_among_{n}_entries"), |b| {
+            b.iter(|| {
+                i = (i + 1) % strings.len();
+                match h.check(&strings[i]) {
+                    Answer::Ready(r) => r.unwrap().status.code,
+                    Answer::Pending(_) => unreachable!(),
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+/// Runs `calls` calls of `f` split over `callers` tasks; returns the time.
+async fn concurrent<F, Fut>(callers: usize, calls: u64, f: Arc<F>) -> Duration
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let per = calls.div_ceil(callers as u64);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..callers)
+        .map(|t| {
+            let f = f.clone();
+            tokio::spawn(async move {
+                for n in 0..per {
+                    f(t as u64 * per + n).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    start.elapsed()
+}
+
+fn redisquota(c: &mut Criterion) {
+    let Some(server) = redis_support::RedisServer::start("benches/adapters_policy redisquota")
+    else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = 4;
+    let handler: Arc<dyn Handler> = rt.block_on(async {
+        mixer_adapters::Registry::builtin()
+            .validate(
+                "redisquota",
+                &Params::new(json!({
+                    "redisServerUrl": server.addr(), "connectionPoolSize": pool,
+                    "quotas": [{"name": "q", "maxAmount": 1_000_000_000_000i64, "validDuration": "60s"}]
+                })),
+            )
+            .unwrap()
+            .build(&BuildEnv::current())
+            .unwrap()
+    });
+    // The same client, pool size and round-robin, running a trivial script.
+    let trivial = Arc::new(redis::Script::new("return {1, 1}"));
+    let conns: Arc<Vec<redis::aio::ConnectionManager>> = Arc::new(rt.block_on(async {
+        let client = redis::Client::open(format!("redis://{}", server.addr())).unwrap();
+        let mut v = Vec::new();
+        for _ in 0..pool {
+            v.push(client.get_connection_manager().await.unwrap());
+        }
+        v
+    }));
+    let instances: Arc<Vec<QuotaInstance>> = Arc::new(
+        (0..16)
+            .map(|i| QuotaInstance {
+                name: "q".into(),
+                dimensions: [(Arc::from("user"), Value::String(format!("u{i}")))]
+                    .into_iter()
+                    .collect(),
+            })
+            .collect(),
+    );
+    let mut g = c.benchmark_group("redisquota_vs_trivial_script");
+    g.throughput(Throughput::Elements(1));
+    for callers in [1usize, 32] {
+        let (h, inst) = (handler.clone(), instances.clone());
+        let alloc = Arc::new(move |n: u64| {
+            let (h, inst) = (h.clone(), inst.clone());
+            async move {
+                let args = QuotaArgs {
+                    amount: 1,
+                    ..Default::default()
+                };
+                let r = h
+                    .quota(&inst[n as usize % inst.len()], &args)
+                    .resolve()
+                    .await;
+                assert_eq!(r.unwrap().granted, 1);
+            }
+        });
+        g.bench_function(format!("redisquota_{callers}_callers"), |b| {
+            b.iter_custom(|iters| rt.block_on(concurrent(callers, iters, alloc.clone())))
+        });
+        let (script, conns) = (trivial.clone(), conns.clone());
+        let call = Arc::new(move |n: u64| {
+            let (script, conns) = (script.clone(), conns.clone());
+            async move {
+                let mut c = conns[n as usize % conns.len()].clone();
+                let r: (i64, i64) = script.key("k").arg(1).invoke_async(&mut c).await.unwrap();
+                assert_eq!(r.0, 1);
+            }
+        });
+        g.bench_function(format!("trivial_script_{callers}_callers"), |b| {
+            b.iter_custom(|iters| rt.block_on(concurrent(callers, iters, call.clone())))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, memquota, list_lookups, redisquota);
+criterion_main!(benches);
