@@ -154,7 +154,7 @@ impl Checker<'_> {
     /// Replaces a node all of whose inputs are constants by its value.
     fn fold(&self, node: Node, e: &Ast) -> CResult<Node> {
         let foldable = match &node {
-            Node::Const(_) | Node::Attr(_) => false,
+            Node::Const(_) | Node::Attr(_) | Node::AttrEq { .. } => false,
             // A missing key reads as "" here but falls through a `|`:
             // folding it to a constant would lose that.
             Node::Index(..) => false,
@@ -285,11 +285,19 @@ impl Checker<'_> {
         }
         match op {
             BinaryOp::Eq | BinaryOp::Ne => Ok((
-                Node::Eq {
-                    ty: lt,
-                    negate: op == BinaryOp::Ne,
-                    l,
-                    r,
+                match (*l, *r) {
+                    (Node::Attr(attr), Node::Const(value))
+                    | (Node::Const(value), Node::Attr(attr)) => Node::AttrEq {
+                        attr,
+                        value,
+                        negate: op == BinaryOp::Ne,
+                    },
+                    (l, r) => Node::Eq {
+                        ty: lt,
+                        negate: op == BinaryOp::Ne,
+                        l: Box::new(l),
+                        r: Box::new(r),
+                    },
                 },
                 T::Bool,
             )),

@@ -158,6 +158,12 @@ impl Expression {
     }
 }
 
+// Compiled config is shared between request threads.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<Expression>();
+};
+
 /// The source text.
 impl fmt::Display for Expression {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

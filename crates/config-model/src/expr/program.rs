@@ -96,6 +96,13 @@ pub(crate) enum Node {
         l: Box<Node>,
         r: Box<Node>,
     },
+    /// `attr == constant` (or `!=`), the most common condition, compared
+    /// straight against what the bag holds.
+    AttrEq {
+        attr: AttrRef,
+        value: Const,
+        negate: bool,
+    },
     Cmp(CmpOp, Box<Node>, Box<Node>),
     Add(Box<Node>, Box<Node>),
     Call(Func, Vec<Node>),
@@ -281,6 +288,40 @@ fn equal(ty: ValueType, l: &Val<'_>, r: &Val<'_>) -> bool {
     }
 }
 
+fn attr_eq<B: Bag + ?Sized>(
+    a: &AttrRef,
+    value: &Const,
+    bag: &B,
+    refs: &mut ReferencedAttributes,
+) -> Result<bool, EvalError> {
+    let Some(v) = bag.get(a.id) else {
+        refs.record(a.id, Condition::Absence);
+        return Err(EvalError::LookupFailed {
+            name: a.name.clone(),
+        });
+    };
+    refs.record(a.id, Condition::Exact);
+    Ok(match (a.ty, v, value) {
+        (ValueType::String, ValueRef::String(s), Const::Str(c)) => s == &**c,
+        // IP attributes travel as bytes: compare them without building an
+        // address (an IPv4 equals its IPv4-mapped IPv6 form).
+        (ValueType::IpAddress, ValueRef::Bytes(b), Const::Ip(ip)) if b.len() == 4 => {
+            match ip.to_canonical() {
+                IpAddr::V4(c) => b == c.octets(),
+                IpAddr::V6(_) => false,
+            }
+        }
+        (ValueType::IpAddress, ValueRef::Bytes(b), Const::Ip(ip)) if b.len() == 16 => {
+            let c = match ip {
+                IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                IpAddr::V6(v6) => *v6,
+            };
+            b == c.octets()
+        }
+        _ => equal(a.ty, &read(a, v)?, &Val::from_const(value)),
+    })
+}
+
 fn order(l: &Val<'_>, r: &Val<'_>) -> Option<Ordering> {
     match (l, r) {
         (Val::Str(a), Val::Str(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
@@ -299,6 +340,7 @@ fn convert(input: &str, target: ValueType) -> EvalError {
     }
 }
 
+#[inline(never)]
 fn neg(v: Val<'_>) -> Result<Val<'_>, EvalError> {
     Ok(match v {
         Val::Int(v) => Val::Int(v.checked_neg().ok_or(EvalError::Overflow { op: "-" })?),
@@ -307,6 +349,7 @@ fn neg(v: Val<'_>) -> Result<Val<'_>, EvalError> {
     })
 }
 
+#[inline(never)]
 fn add<'a>(l: Val<'a>, r: Val<'a>) -> Result<Val<'a>, EvalError> {
     Ok(match (l, r) {
         (Val::Int(a), Val::Int(b)) => {
@@ -335,6 +378,7 @@ fn compare(op: CmpOp, l: &Val<'_>, r: &Val<'_>) -> bool {
 }
 
 /// `pattern.matches(subject)` with a pattern known only at run time.
+#[inline(never)]
 fn matches(pattern: &Val<'_>, subject: &Val<'_>) -> Result<bool, EvalError> {
     let p = pattern.str();
     let re = regex::RegexBuilder::new(p)
@@ -388,6 +432,7 @@ impl Node {
             | Node::And(..)
             | Node::Or(..)
             | Node::Eq { .. }
+            | Node::AttrEq { .. }
             | Node::Cmp(..)
             | Node::Matches { .. } => self.eval_bool(bag, refs).map(Val::Bool),
         }
@@ -403,6 +448,11 @@ impl Node {
             Node::Eq { ty, negate, l, r } => {
                 Ok(equal(*ty, &l.eval(bag, refs)?, &r.eval(bag, refs)?) != *negate)
             }
+            Node::AttrEq {
+                attr,
+                value,
+                negate,
+            } => Ok(attr_eq(attr, value, bag, refs)? != *negate),
             Node::Cmp(op, l, r) => Ok(compare(*op, &l.eval(bag, refs)?, &r.eval(bag, refs)?)),
             Node::And(l, r) => Ok(l.eval_bool(bag, refs)? && r.eval_bool(bag, refs)?),
             Node::Or(l, r) => Ok(l.eval_bool(bag, refs)? || r.eval_bool(bag, refs)?),
@@ -419,6 +469,7 @@ impl Node {
         }
     }
 
+    #[inline(never)]
     fn index_value<'a, B: Bag + ?Sized>(
         &'a self,
         m: &'a MapSource,
@@ -465,6 +516,7 @@ impl Node {
     ///
     /// The key is evaluated before the map is read: when the key fails, the
     /// outcome does not depend on the map, and nothing about it is recorded.
+    #[inline(never)]
     fn index<'a, B: Bag + ?Sized>(
         &'a self,
         m: &'a MapSource,
@@ -527,6 +579,7 @@ impl Node {
         })
     }
 
+    #[inline(never)]
     fn call<'a, B: Bag + ?Sized>(
         &'a self,
         f: Func,
