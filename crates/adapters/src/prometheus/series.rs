@@ -245,6 +245,21 @@ mod tests {
         assert_eq!(f.len(), 3);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn keys_are_unambiguous(a in proptest::collection::vec(".*", 0..4),
+                                b in proptest::collection::vec(".*", 0..4)) {
+            let f = Family::new("m".into(), String::new(), Kind::Counter, vec![], vec![], 10);
+            let mut ka = String::new();
+            let mut kb = String::new();
+            f.record(&a, 1.0, 0, &mut ka).unwrap();
+            f.record(&b, 1.0, 0, &mut kb).unwrap();
+            proptest::prop_assert_eq!(ka == kb, a == b);
+            let back: Vec<String> = split_key(&ka).iter().map(|s| s.to_string()).collect();
+            proptest::prop_assert_eq!(back, a);
+        }
+    }
+
     #[test]
     fn counter_adds_gauge_sets_histogram_observes() {
         let mut key = String::new();

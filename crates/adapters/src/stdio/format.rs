@@ -149,6 +149,16 @@ mod tests {
         v.iter().map(|(k, v)| (Arc::from(*k), v.clone())).collect()
     }
 
+    proptest::proptest! {
+        #[test]
+        fn json_strings_read_back_as_written(s in ".*") {
+            let mut out = String::new();
+            json_str(&mut out, &s);
+            let back: String = serde_json::from_str(&out).unwrap();
+            proptest::prop_assert_eq!(back, s);
+        }
+    }
+
     #[test]
     fn times_have_six_fraction_digits() {
         let mut s = String::new();
