@@ -154,7 +154,7 @@ impl Checker<'_> {
     /// Replaces a node all of whose inputs are constants by its value.
     fn fold(&self, node: Node, e: &Ast) -> CResult<Node> {
         let foldable = match &node {
-            Node::Const(_) | Node::Attr(_) | Node::AttrEq { .. } => false,
+            Node::Const(_) | Node::Attr(_) | Node::AttrEq { .. } | Node::KeyOr { .. } => false,
             // A missing key reads as "" here but falls through a `|`:
             // folding it to a constant would lose that.
             Node::Index(..) => false,
@@ -165,6 +165,7 @@ impl Checker<'_> {
             | Node::Cmp(_, a, b)
             | Node::Add(a, b)
             | Node::Eq { l: a, r: b, .. } => is_const(a) && is_const(b),
+            Node::EqConst { l, .. } => is_const(l),
             Node::Call(_, args) => args.iter().all(is_const),
             Node::Matches {
                 pattern, subject, ..
@@ -292,6 +293,12 @@ impl Checker<'_> {
                         value,
                         negate: op == BinaryOp::Ne,
                     },
+                    (l, Node::Const(value)) | (Node::Const(value), l) => Node::EqConst {
+                        ty: lt,
+                        negate: op == BinaryOp::Ne,
+                        l: Box::new(l),
+                        value,
+                    },
                     (l, r) => Node::Eq {
                         ty: lt,
                         negate: op == BinaryOp::Ne,
@@ -304,7 +311,16 @@ impl Checker<'_> {
             BinaryOp::And => Ok((Node::And(l, r), T::Bool)),
             BinaryOp::Or => Ok((Node::Or(l, r), T::Bool)),
             BinaryOp::Add => Ok((Node::Add(l, r), lt)),
-            _ => Ok((Node::Default(l, r), lt)),
+            _ => Ok((
+                match (*l, *r) {
+                    (
+                        Node::Index(MapSource::Attr(attr), Key::Const(key)),
+                        Node::Const(Const::Str(default)),
+                    ) => Node::KeyOr { attr, key, default },
+                    (l, r) => Node::Default(Box::new(l), Box::new(r)),
+                },
+                lt,
+            )),
         }
     }
 

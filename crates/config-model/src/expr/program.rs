@@ -90,11 +90,24 @@ pub(crate) enum Node {
     And(Box<Node>, Box<Node>),
     Or(Box<Node>, Box<Node>),
     Default(Box<Node>, Box<Node>),
+    /// `attr["key"] | "default"`, the common header lookup, in one step.
+    KeyOr {
+        attr: AttrRef,
+        key: Arc<str>,
+        default: Arc<str>,
+    },
     Eq {
         ty: ValueType,
         negate: bool,
         l: Box<Node>,
         r: Box<Node>,
+    },
+    /// `expr == constant` (or `!=`): the constant is compared as it is.
+    EqConst {
+        ty: ValueType,
+        negate: bool,
+        l: Box<Node>,
+        value: Const,
     },
     /// `attr == constant` (or `!=`), the most common condition, compared
     /// straight against what the bag holds.
@@ -288,6 +301,30 @@ fn equal(ty: ValueType, l: &Val<'_>, r: &Val<'_>) -> bool {
     }
 }
 
+/// `attr[key]` inside a `|`: `None` when the map is absent or lacks the key.
+fn key_or<'a, B: Bag + ?Sized>(
+    a: &AttrRef,
+    key: &Arc<str>,
+    bag: &'a B,
+    refs: &mut ReferencedAttributes,
+) -> Result<Option<&'a str>, EvalError> {
+    match bag.get(a.id) {
+        Some(ValueRef::StringMap(map)) => {
+            let v = map.get(key);
+            refs.record_key(a.id, key, cond(v.is_some()));
+            Ok(v)
+        }
+        Some(other) => {
+            refs.record(a.id, Condition::Exact);
+            read(a, other).map(|_| None)
+        }
+        None => {
+            refs.record(a.id, Condition::Absence);
+            Ok(None)
+        }
+    }
+}
+
 fn attr_eq<B: Bag + ?Sized>(
     a: &AttrRef,
     value: &Const,
@@ -418,6 +455,10 @@ impl Node {
                 Some(v) => Ok(v),
                 None => r.eval(bag, refs),
             },
+            Node::KeyOr { attr, key, default } => match key_or(attr, key, bag, refs)? {
+                Some(v) => Ok(Val::Str(Cow::Borrowed(v))),
+                None => Ok(Val::Str(Cow::Borrowed(default))),
+            },
             Node::Neg(e) => neg(e.eval(bag, refs)?),
             Node::Add(l, r) => add(l.eval(bag, refs)?, r.eval(bag, refs)?),
             Node::Call(f, args) => self.call(*f, args, bag, refs),
@@ -432,6 +473,7 @@ impl Node {
             | Node::And(..)
             | Node::Or(..)
             | Node::Eq { .. }
+            | Node::EqConst { .. }
             | Node::AttrEq { .. }
             | Node::Cmp(..)
             | Node::Matches { .. } => self.eval_bool(bag, refs).map(Val::Bool),
@@ -453,6 +495,19 @@ impl Node {
                 value,
                 negate,
             } => Ok(attr_eq(attr, value, bag, refs)? != *negate),
+            Node::EqConst {
+                ty,
+                negate,
+                l,
+                value,
+            } => {
+                let v = l.eval(bag, refs)?;
+                let eq = match (&v, value) {
+                    (Val::Str(a), Const::Str(c)) if *ty == ValueType::String => **a == **c,
+                    (v, c) => equal(*ty, v, &Val::from_const(c)),
+                };
+                Ok(eq != *negate)
+            }
             Node::Cmp(op, l, r) => Ok(compare(*op, &l.eval(bag, refs)?, &r.eval(bag, refs)?)),
             Node::And(l, r) => Ok(l.eval_bool(bag, refs)? && r.eval_bool(bag, refs)?),
             Node::Or(l, r) => Ok(l.eval_bool(bag, refs)? || r.eval_bool(bag, refs)?),
