@@ -310,7 +310,7 @@ async fn handlers_share_one_endpoint_and_a_redefinition_breaks_nothing() {
     // The last one closes: the port is released.
     a.close().resolve().await.unwrap();
     let mut refused = false;
-    for _ in 0..100 {
+    for _ in 0..500 {
         if get(port, "/metrics").await.is_err() {
             refused = true;
             break;
@@ -356,7 +356,7 @@ async fn idle_series_disappear_from_the_scrape() {
     assert_eq!(s.samples.len(), 2);
     clock.advance(Duration::from_secs(30));
     let mut pods = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..1000 {
         let (_, s) = scrape(port).await;
         pods = s
             .samples

@@ -227,7 +227,7 @@ async fn idle_series_expire_on_the_handlers_clock() {
     );
     clock.advance(Duration::from_secs(5));
     let fam = h.by_instance_family("g");
-    for _ in 0..200 {
+    for _ in 0..1000 {
         if fam.snapshot().len() == 1 {
             break;
         }
