@@ -437,3 +437,64 @@ fn evict(inner: &mut Inner, now: Instant, capacity: usize) {
     }
     inner.shapes.retain(|s| !s.entries.is_empty());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mixer_adapters::ManualClock;
+    use mixer_attributes::{AttrId, OwnedBag};
+
+    fn decision(refs: ReferencedAttributes) -> Cached {
+        Cached {
+            status: Status::OK,
+            valid_duration: Duration::from_secs(60),
+            valid_use_count: 100,
+            referenced: Arc::new(refs),
+        }
+    }
+
+    #[tokio::test]
+    async fn absence_and_presence_are_part_of_the_key() {
+        let clock = Arc::new(ManualClock::new());
+        let cache = CheckCache::new(16, clock, &Handle::current());
+        let (user, path) = (AttrId::of("source.user"), AttrId::of("request.path"));
+        let mut refs = ReferencedAttributes::new();
+        refs.record(user, Condition::Exact);
+        refs.record(path, Condition::Absence);
+        let alice = OwnedBag::new().with("source.user", Value::String("alice".into()));
+        cache.insert(&alice, cache.now(), 0, &decision(refs));
+        assert!(cache.get(&alice, cache.now()).is_some());
+        // Same user, but the attribute recorded absent is now present.
+        let with_path = alice
+            .clone()
+            .with("request.path", Value::String("/".into()));
+        assert!(cache.get(&with_path, cache.now()).is_none());
+        // Another value of an EXACT attribute.
+        let bob = OwnedBag::new().with("source.user", Value::String("bob".into()));
+        assert!(cache.get(&bob, cache.now()).is_none());
+        // An unreferenced attribute does not matter.
+        let other = alice.with("request.host", Value::String("h".into()));
+        assert!(cache.get(&other, cache.now()).is_some());
+    }
+
+    #[tokio::test]
+    async fn bounded_and_generation_checked() {
+        let cache = CheckCache::new(8, Arc::new(ManualClock::new()), &Handle::current());
+        let user = AttrId::of("source.user");
+        let mut refs = ReferencedAttributes::new();
+        refs.record(user, Condition::Exact);
+        let d = decision(refs);
+        for i in 0..100 {
+            let b = OwnedBag::new().with("source.user", Value::String(format!("u{i}")));
+            cache.insert(&b, cache.now(), 0, &d);
+            assert!(cache.len() <= 8);
+        }
+        // The newest survive eviction.
+        let last = OwnedBag::new().with("source.user", Value::String("u99".into()));
+        assert!(cache.get(&last, cache.now()).is_some());
+        // A decision of an older configuration is not taken in.
+        cache.clear(2);
+        cache.insert(&last, cache.now(), 1, &d);
+        assert_eq!(cache.len(), 0);
+    }
+}

@@ -55,8 +55,9 @@ impl std::fmt::Debug for Dispatcher {
 impl Dispatcher {
     /// A dispatcher with no configuration (every check OK with the default
     /// validity, every quota granted, reports go nowhere) for the adapters
-    /// of `registry`. Handlers run their background work, and report
-    /// workers run, on `runtime`.
+    /// of `registry`. Handlers run their background work, report workers
+    /// (on its blocking pool) and the check cache's clock run on `runtime`,
+    /// which needs its time driver (`enable_time`).
     pub fn new(registry: Registry, runtime: Handle, options: Options) -> Dispatcher {
         let cache = (options.check_cache_capacity > 0).then(|| {
             CheckCache::new(

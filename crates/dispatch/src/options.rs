@@ -21,10 +21,11 @@ pub struct Options {
     /// Per-handler timeouts by fully-qualified handler name, overriding
     /// [`handler_timeout`](Options::handler_timeout).
     pub handler_timeouts: HashMap<String, Duration>,
-    /// A rule whose `match` fails at run time (an attribute it needs is
-    /// absent, with no `|` default) denies the check with
-    /// `PERMISSION_DENIED` instead of counting as no match (default
-    /// false, as the original).
+    /// A check rule whose `match` fails at run time (an attribute it needs
+    /// is absent, with no `|` default) denies the check with
+    /// `PERMISSION_DENIED`, naming the rule, instead of counting as no
+    /// match (default false, as the original). Quota and report rules
+    /// always count such a failure as no match.
     pub fail_closed_on_match_error: bool,
     /// A quota no rule handles is denied (`RESOURCE_EXHAUSTED`, granted 0)
     /// instead of granted in full (default false, as the original).
