@@ -775,3 +775,52 @@ async fn metrics_per_handler() {
     );
     assert_eq!(metric(&m, "mixer_handler_probe_calls", h), 1.0);
 }
+
+// Check, quota and report: a handler that panics is an error for that
+// request (quota) or a counted failure (report), never a crash; its worker
+// keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panics_in_quota_and_report_are_contained() {
+    let probe = Probe::new();
+    let d = dispatcher(&probe, Options::default());
+    let yaml = [
+        handler("boom", SYS, "probe", "{mode: panic, report: panic}"),
+        instance("rq", SYS, "quota", "{}"),
+        instance("count", SYS, "metric", "{value: 1}"),
+        rule("r", SYS, "", &[("boom", &["rq", "count"])]),
+    ]
+    .concat();
+    load(&d, &yaml).unwrap();
+    let q = d
+        .quota(
+            &OwnedBag::new(),
+            QuotaRequest {
+                quota: "rq",
+                amount: 3,
+                deduplication_id: "",
+                best_effort: false,
+            },
+        )
+        .await;
+    assert_eq!((q.granted, q.status.code), (0, code::INTERNAL));
+    assert_eq!(
+        q.status.message,
+        "boom.handler.istio-system: handler panicked: probe handler boom.handler.istio-system panics"
+    );
+    assert_eq!(d.report(&OwnedBag::new()).queued, 1);
+    assert_eq!(d.report(&OwnedBag::new()).queued, 1);
+    tokio::time::timeout(Duration::from_secs(10), d.flush())
+        .await
+        .expect("the report worker survives panics");
+    let m = d.metrics();
+    let h = Some(("handler", "boom.handler.istio-system"));
+    assert_eq!(metric(&m, "mixer_dispatch_handler_panics_total", h), 3.0);
+    assert_eq!(
+        metric(
+            &m,
+            "mixer_dispatch_quotas_total",
+            Some(("outcome", "error"))
+        ),
+        1.0
+    );
+}
