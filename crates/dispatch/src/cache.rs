@@ -45,6 +45,9 @@ struct Shape {
 #[derive(Default)]
 struct Inner {
     generation: u64,
+    /// Hits by outcome (OK, not OK), counted under the lock a hit takes
+    /// anyway rather than with atomics of their own.
+    hits: [u64; 2],
     shapes: Vec<Shape>,
     len: usize,
     seq: u64,
@@ -273,6 +276,12 @@ impl CheckCache {
         self.inner.lock().len
     }
 
+    /// Hits so far that answered OK, and that answered a denial.
+    pub(crate) fn hits(&self) -> (u64, u64) {
+        let h = self.inner.lock().hits;
+        (h[0], h[1])
+    }
+
     /// Forgets everything: a new configuration (`generation`) is running,
     /// and decisions of older ones are not taken in any more.
     pub(crate) fn clear(&self, generation: u64) {
@@ -336,6 +345,7 @@ impl CheckCache {
                 referenced: shape.refs.clone(),
             };
             e.uses_left -= 1;
+            inner.hits[usize::from(!out.status.is_ok())] += 1;
             return Some(out);
         }
         None

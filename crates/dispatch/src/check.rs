@@ -64,8 +64,7 @@ impl Dispatcher {
         let now = inner.cache.as_ref().map(|c| c.now());
         if let (Some(cache), Some(now)) = (&inner.cache, now) {
             if let Some(hit) = cache.get(bag, now) {
-                inner.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
-                inner.metrics.checks.count(hit.status.code, false);
+                // Counted by the cache (see `Metrics::samples`).
                 return CheckOutcome {
                     status: hit.status,
                     valid_duration: hit.valid_duration,

@@ -196,7 +196,7 @@ impl Dispatcher {
         let snap = self.inner.snapshot.load_full();
         self.inner.metrics.samples(
             &snap.handlers,
-            self.inner.cache.as_ref().map(CheckCache::len),
+            self.inner.cache.as_ref(),
         )
     }
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
+use crate::cache::CheckCache;
 use crate::slot::{CallStats, HandlerSlot};
 
 /// Whether a sample only goes up or can go down.
@@ -82,7 +83,6 @@ pub(crate) struct Metrics {
     pub(crate) instances_skipped: AtomicU64,
     pub(crate) reloads_ok: AtomicU64,
     pub(crate) reloads_failed: AtomicU64,
-    pub(crate) cache_hits: AtomicU64,
     pub(crate) cache_misses: AtomicU64,
     pub(crate) match_errors: Mutex<BTreeMap<Arc<str>, u64>>,
     pub(crate) unhandled_quotas: AtomicU64,
@@ -108,8 +108,9 @@ impl Metrics {
     pub(crate) fn samples(
         &self,
         handlers: &[Arc<HandlerSlot>],
-        cache_len: Option<usize>,
+        cache: Option<&CheckCache>,
     ) -> Vec<Sample> {
+        let (hits_ok, hits_denied) = cache.map_or((0, 0), CheckCache::hits);
         use MetricKind::{Counter, Gauge};
         let l = |k: &'static str, v: &str| vec![(k, v.to_string())];
         let mut out = Vec::new();
@@ -122,17 +123,27 @@ impl Metrics {
             } else {
                 "mixer_dispatch_quotas_total"
             };
-            for (outcome, v) in [("ok", &o.ok), ("denied", &o.denied), ("error", &o.error)] {
+            // Cache hits are checks too, counted by the cache.
+            let (ok, denied) = if kind == "check" {
+                (hits_ok, hits_denied)
+            } else {
+                (0, 0)
+            };
+            for (outcome, v, extra) in [
+                ("ok", &o.ok, ok),
+                ("denied", &o.denied, denied),
+                ("error", &o.error, 0),
+            ] {
                 out.push(sample(
                     name,
                     help,
                     Counter,
                     l("outcome", outcome),
-                    v.load(Ordering::Relaxed),
+                    v.load(Ordering::Relaxed) + extra,
                 ));
             }
         }
-        let plain: [(&'static str, &'static str, &AtomicU64); 8] = [
+        let plain: [(&'static str, &'static str, &AtomicU64); 7] = [
             (
                 "mixer_dispatch_reports_total",
                 "Report calls (each may carry many attribute sets).",
@@ -157,11 +168,6 @@ impl Metrics {
                 "mixer_dispatch_unhandled_quotas_total",
                 "Quota requests no rule handled.",
                 &self.unhandled_quotas,
-            ),
-            (
-                "mixer_dispatch_check_cache_hits_total",
-                "Checks answered from the check cache.",
-                &self.cache_hits,
             ),
             (
                 "mixer_dispatch_check_cache_misses_total",
@@ -190,13 +196,20 @@ impl Metrics {
             Vec::new(),
             self.reloads_failed.load(Ordering::Relaxed),
         ));
-        if let Some(n) = cache_len {
+        if let Some(cache) = cache {
+            out.push(sample(
+                "mixer_dispatch_check_cache_hits_total",
+                "Checks answered from the check cache.",
+                Counter,
+                Vec::new(),
+                hits_ok + hits_denied,
+            ));
             out.push(sample(
                 "mixer_dispatch_check_cache_entries",
                 "Entries in the check cache.",
                 Gauge,
                 Vec::new(),
-                n as u64,
+                cache.len() as u64,
             ));
         }
         for (rule, n) in self.match_errors.lock().iter() {
