@@ -43,6 +43,8 @@ SERVER FLAGS (defaults in brackets):
   --drain-secs N                    graceful shutdown: drain timeout [10]
   --config-poll-ms N                config directory poll interval [1000]
   --no-check-cache                  turn the server-side check cache off
+  --tls-cert FILE --tls-key FILE    serve gRPC over TLS (PEM files)
+  --tls-client-ca FILE              and require client certificates signed by this CA (mutual TLS)
 
 EXPR FLAGS:
   --attr NAME=VALUE   an attribute, VALUE parsed by the attribute's type in the vocabulary

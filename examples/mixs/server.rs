@@ -28,6 +28,8 @@ struct Settings {
     monitoring: SocketAddr,
     options: Options,
     check_cache: bool,
+    /// Certificate, key and client CA files.
+    tls: (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>),
 }
 
 fn parse(argv: Vec<String>) -> Result<Settings, String> {
@@ -39,6 +41,7 @@ fn parse(argv: Vec<String>) -> Result<Settings, String> {
             .map_err(|e| format!("{e}"))?,
         options: Options::default(),
         check_cache: true,
+        tls: (None, None, None),
     };
     let mut a = Args::new(argv);
     while let Some((flag, inline)) = a.next_flag() {
@@ -66,12 +69,9 @@ fn parse(argv: Vec<String>) -> Result<Settings, String> {
                 o.config_poll_interval = Duration::from_millis(a.parsed(&flag, inline)?)
             }
             "no-check-cache" => s.check_cache = false,
-            "tls-cert" | "tls-key" | "tls-client-ca" => {
-                return Err(format!(
-                    "--{flag}: TLS is configured by embedding mixer-server with its `tls` \
-                     feature (Builder::tls); this example binary serves plaintext"
-                ));
-            }
+            "tls-cert" => s.tls.0 = Some(a.value(&flag, inline)?.into()),
+            "tls-key" => s.tls.1 = Some(a.value(&flag, inline)?.into()),
+            "tls-client-ca" => s.tls.2 = Some(a.value(&flag, inline)?.into()),
             other => return Err(format!("unknown flag --{other}; try `mixs help`")),
         }
     }
@@ -116,6 +116,7 @@ async fn serve(s: Settings) -> Result<ExitCode, String> {
         .address(s.address)
         .monitoring_address(s.monitoring)
         .config_dir(&s.config_dir);
+    let builder = with_tls(builder, &s.tls)?;
     let server = builder.bind().await.map_err(|e| e.to_string())?;
     tracing::info!(
         grpc = %server.local_addr(),
@@ -159,4 +160,20 @@ async fn shutdown_signal() {
 #[cfg(not(unix))]
 async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
+}
+
+fn with_tls(
+    b: mixer_server::Builder,
+    tls: &(Option<PathBuf>, Option<PathBuf>, Option<PathBuf>),
+) -> Result<mixer_server::Builder, String> {
+    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    match tls {
+        (None, None, None) => Ok(b),
+        (Some(cert), Some(key), ca) => Ok(b.tls(mixer_server::TlsOptions {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+            client_ca_pem: ca.as_ref().map(read).transpose()?,
+        })),
+        _ => Err("--tls-cert and --tls-key go together (--tls-client-ca needs both)".into()),
+    }
 }
