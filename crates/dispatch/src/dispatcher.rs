@@ -194,9 +194,8 @@ impl Dispatcher {
     /// counters (labelled `handler`).
     pub fn metrics(&self) -> Vec<Sample> {
         let snap = self.inner.snapshot.load_full();
-        self.inner.metrics.samples(
-            &snap.handlers,
-            self.inner.cache.as_ref(),
-        )
+        self.inner
+            .metrics
+            .samples(&snap.handlers, self.inner.cache.as_ref())
     }
 }
