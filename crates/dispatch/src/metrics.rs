@@ -51,6 +51,10 @@ fn sample(
     }
 }
 
+/// Most rules with a match-error series of their own.
+pub(crate) const MAX_MATCH_ERROR_RULES: usize = 1024;
+const OTHER_RULES: &str = "(other rules)";
+
 /// Outcome counters of one kind of request.
 #[derive(Debug, Default)]
 pub(crate) struct Outcomes {
@@ -93,16 +97,20 @@ impl Metrics {
     /// (the caller then logs it).
     pub(crate) fn match_error(&self, rule: &Arc<str>) -> bool {
         let mut m = self.match_errors.lock();
-        match m.get_mut(rule) {
-            Some(n) => {
-                *n += 1;
-                false
-            }
-            None => {
-                m.insert(rule.clone(), 1);
-                true
-            }
+        if let Some(n) = m.get_mut(rule) {
+            *n += 1;
+            return false;
         }
+        // Rules come and go with reloads: past the bound, new ones share
+        // one series rather than growing the map for ever.
+        let key = if m.len() < MAX_MATCH_ERROR_RULES {
+            rule.clone()
+        } else {
+            Arc::from(OTHER_RULES)
+        };
+        let n = m.entry(key).or_insert(0);
+        *n += 1;
+        *n == 1
     }
 
     pub(crate) fn samples(
@@ -307,4 +315,24 @@ fn call_samples(handler: &str, variety: &'static str, c: &CallStats) -> [Sample;
             value: c.nanos.load(Ordering::Relaxed) as f64 / 1e9,
         },
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn match_error_series_are_bounded() {
+        let m = Metrics::default();
+        let r: Arc<str> = Arc::from("r.rule.ns");
+        assert!(m.match_error(&r));
+        assert!(!m.match_error(&r), "logged once per rule");
+        for i in 0..2 * MAX_MATCH_ERROR_RULES {
+            m.match_error(&Arc::from(format!("r{i}.rule.ns")));
+        }
+        let series = m.match_errors.lock();
+        assert_eq!(series.len(), MAX_MATCH_ERROR_RULES + 1);
+        assert_eq!(series[&*r], 2);
+        assert_eq!(series[OTHER_RULES], MAX_MATCH_ERROR_RULES as u64 + 1);
+    }
 }
