@@ -89,7 +89,6 @@ pub(crate) fn renders_as(v: &Value, want: &str) -> bool {
     w.ok && w.rest.is_empty()
 }
 
-
 /// Whether every wanted dimension equals the instance's value rendered as
 /// a string (an override's match rule).
 pub(crate) fn matches(want: &BTreeMap<String, String>, dims: &Dimensions) -> bool {
