@@ -104,7 +104,6 @@ impl fmt::Debug for Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::template::{Template, Variety};
 
     #[cfg(all(
         feature = "denier",
@@ -118,6 +117,8 @@ mod tests {
     ))]
     #[test]
     fn builtins_by_name_with_their_templates() {
+        use crate::template::{Template, Variety};
+
         let r = Registry::builtin();
         let names: Vec<&str> = r.names().collect();
         assert_eq!(

@@ -1,5 +1,6 @@
 //! listchecker against a provider served over HTTP on loopback (and a
 //! file): refresh, keep-last-good, ttl expiry, recovery.
+#![cfg(feature = "list")]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,5 @@
 //! memquota stays exact when many threads hammer one quota.
+#![cfg(feature = "memquota")]
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Barrier};

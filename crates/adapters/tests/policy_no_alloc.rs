@@ -1,5 +1,6 @@
 //! In-memory check and quota handlers answer inline without allocating:
 //! no future, no box, no task (counted by a global allocator).
+#![cfg(all(feature = "denier", feature = "list", feature = "memquota"))]
 
 #[allow(unreachable_pub)]
 #[path = "../../../benches/support/counting_alloc.rs"]

@@ -1,5 +1,6 @@
 //! redisquota on a real Redis: decisions, exactness across two handlers
 //! (two replicas), TTLs, NOSCRIPT, and faults.
+#![cfg(feature = "redisquota")]
 
 mod support;
 
