@@ -8,14 +8,16 @@
 //! so a collision can never hand out another request's answer. Entries
 //! expire with the decision's validity: its duration and its use count.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mixer_adapters::Clock;
 use mixer_adapters::Status;
-use mixer_attributes::{Bag, Condition, ReferencedAttributes, Value, ValueRef};
+use mixer_attributes::{Bag, Condition, ReferencedAttributes, ValueRef};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::runtime::Handle;
@@ -30,9 +32,12 @@ pub(crate) struct Cached {
 }
 
 struct Entry {
-    values: Vec<Value>,
+    /// The request's values under the shape ([`encode`]d).
+    key: Box<[u8]>,
     status: Status,
-    expires: Instant,
+    /// Nanoseconds since the clock's base, as [`Tick`]s are: a hit
+    /// compares and subtracts integers, not `Instant`s.
+    expires: u64,
     uses_left: i32,
     seq: u64,
 }
@@ -58,6 +63,11 @@ struct Inner {
 /// caches by them too).
 pub(crate) const CLOCK_RESOLUTION: Duration = Duration::from_millis(5);
 
+/// A point in time as the cache sees it: nanoseconds since its clock's
+/// base.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Tick(u64);
+
 /// The clock as the cache reads it: an atomic refreshed by a ticker on the
 /// runtime, because a clock read costs as much as the rest of a hit on
 /// some virtual machines.
@@ -67,8 +77,8 @@ struct CoarseClock {
 }
 
 impl CoarseClock {
-    fn now(&self) -> Instant {
-        self.base + Duration::from_nanos(self.offset_nanos.load(Ordering::Relaxed))
+    fn now(&self) -> Tick {
+        Tick(self.offset_nanos.load(Ordering::Relaxed))
     }
 
     fn set(&self, t: Instant) {
@@ -101,18 +111,33 @@ impl Fx {
 }
 
 impl Hasher for Fx {
+    /// Whole words, then the tail read as one (overlapping) word: no
+    /// byte-wise copy, whose store-to-load stall cost more than the rest
+    /// of a hit's hashing. The length goes in too, so that the overlap
+    /// cannot make two different lengths agree.
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        let n = bytes.len();
+        if n >= 8 {
+            let mut chunks = bytes.chunks_exact(8);
+            for c in &mut chunks {
+                self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+            }
+            if !chunks.remainder().is_empty() {
+                let tail = &bytes[n - 8..];
+                self.add(u64::from_le_bytes(tail.try_into().expect("8 bytes")));
+            }
+        } else if n >= 4 {
+            let lo = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+            let hi = u32::from_le_bytes(bytes[n - 4..].try_into().expect("4 bytes"));
+            self.add(u64::from(lo) | (u64::from(hi) << 32));
+        } else if n > 0 {
+            let w = u64::from(bytes[0])
+                | (u64::from(bytes[n / 2]) << 8)
+                | (u64::from(bytes[n - 1]) << 16);
+            self.add(w);
         }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(buf));
-        }
+        self.add(n as u64);
     }
     #[inline]
     fn write_u8(&mut self, n: u8) {
@@ -153,34 +178,72 @@ impl Hasher for Passthrough {
     }
 }
 
-/// Most values a lookup collects on the stack (and so compares without a
-/// second walk over the bag).
-const INLINE_VALUES: usize = 16;
-
 /// Most shapes kept: each is one distinct set of looked-up attributes, and
 /// a configuration yields few.
 const MAX_SHAPES: usize = 64;
 
-#[inline]
-fn hash_value(v: ValueRef<'_>, h: &mut impl Hasher) {
+/// Capacity above which a thread's key buffer is not kept for the next
+/// lookup, so that one huge request does not pin memory.
+const MAX_KEPT_KEY: usize = 64 * 1024;
+
+thread_local! {
+    /// The key of the request being looked up, reused: a hit allocates
+    /// nothing.
+    static KEY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+fn bytes(key: &mut Vec<u8>, tag: u8, b: &[u8]) {
+    key.push(tag);
+    key.extend_from_slice(&(b.len() as u64).to_le_bytes());
+    key.extend_from_slice(b);
+}
+
+/// Appends `v` to `key` self-delimited (a tag, then fixed-size bytes or a
+/// length and the bytes), so that two keys of a shape are equal exactly
+/// when their values are (floats by their bits): comparing keys is one
+/// `memcmp`, and hashing them one pass over words.
+fn encode(v: ValueRef<'_>, key: &mut Vec<u8>) {
     match v {
-        ValueRef::String(s)
-        | ValueRef::EmailAddress(s)
-        | ValueRef::Uri(s)
-        | ValueRef::DnsName(s) => s.hash(h),
-        ValueRef::Int64(i) => i.hash(h),
-        ValueRef::Double(d) => d.to_bits().hash(h),
-        ValueRef::Bool(b) => b.hash(h),
-        ValueRef::Timestamp(t) => t.hash(h),
-        ValueRef::Duration(d) => d.hash(h),
-        ValueRef::Bytes(b) => b.hash(h),
+        ValueRef::String(s) => bytes(key, 0, s.as_bytes()),
+        ValueRef::Int64(i) => {
+            key.push(1);
+            key.extend_from_slice(&i.to_le_bytes());
+        }
+        ValueRef::Double(d) => {
+            key.push(2);
+            key.extend_from_slice(&d.to_bits().to_le_bytes());
+        }
+        ValueRef::Bool(b) => key.extend_from_slice(&[3, u8::from(b)]),
+        ValueRef::Timestamp(t) => {
+            key.push(4);
+            key.extend_from_slice(&t.seconds().to_le_bytes());
+            key.extend_from_slice(&t.nanos().to_le_bytes());
+        }
+        ValueRef::Duration(d) => {
+            key.push(5);
+            key.extend_from_slice(&d.as_secs().to_le_bytes());
+            key.extend_from_slice(&d.subsec_nanos().to_le_bytes());
+        }
+        ValueRef::Bytes(b) => bytes(key, 6, b),
         ValueRef::StringMap(m) => {
+            key.push(7);
+            key.extend_from_slice(&(m.len() as u64).to_le_bytes());
             for (k, v) in m.iter() {
-                k.hash(h);
-                v.hash(h);
+                bytes(key, 0, k.as_bytes());
+                bytes(key, 0, v.as_bytes());
             }
         }
-        ValueRef::IpAddress(ip) => ip.hash(h),
+        ValueRef::IpAddress(IpAddr::V4(ip)) => {
+            key.push(8);
+            key.extend_from_slice(&ip.octets());
+        }
+        ValueRef::IpAddress(IpAddr::V6(ip)) => {
+            key.push(9);
+            key.extend_from_slice(&ip.octets());
+        }
+        ValueRef::EmailAddress(s) => bytes(key, 10, s.as_bytes()),
+        ValueRef::Uri(s) => bytes(key, 11, s.as_bytes()),
+        ValueRef::DnsName(s) => bytes(key, 12, s.as_bytes()),
     }
 }
 
@@ -222,22 +285,20 @@ fn walk<'b, B: Bag + ?Sized>(
     true
 }
 
-fn key_of<B: Bag + ?Sized>(refs: &ReferencedAttributes, bag: &B) -> Option<u64> {
-    let mut h = Fx::default();
+/// The key of `bag` under the shape `refs` into `key` (cleared first);
+/// false when the bag does not fit the shape.
+fn key_into<B: Bag + ?Sized>(refs: &ReferencedAttributes, bag: &B, key: &mut Vec<u8>) -> bool {
+    key.clear();
     walk(refs, bag, |v| {
-        hash_value(v, &mut h);
+        encode(v, key);
         true
     })
-    .then(|| h.finish())
 }
 
-fn same<B: Bag + ?Sized>(refs: &ReferencedAttributes, bag: &B, values: &[Value]) -> bool {
-    let mut i = 0;
-    walk(refs, bag, |v| {
-        let ok = values.get(i).is_some_and(|s| s.as_ref() == v);
-        i += 1;
-        ok
-    }) && i == values.len()
+fn hash_of(key: &[u8]) -> u64 {
+    let mut h = Fx::default();
+    h.write(key);
+    h.finish()
 }
 
 impl CheckCache {
@@ -268,7 +329,7 @@ impl CheckCache {
     }
 
     /// Now, as the cache sees it (at most [`CLOCK_RESOLUTION`] behind).
-    pub(crate) fn now(&self) -> Instant {
+    pub(crate) fn now(&self) -> Tick {
         self.clock.now()
     }
 
@@ -292,55 +353,48 @@ impl CheckCache {
     }
 
     /// The cached decision for `bag`, using it once.
-    pub(crate) fn get<B: Bag + ?Sized>(&self, bag: &B, now: Instant) -> Option<Cached> {
+    pub(crate) fn get<B: Bag + ?Sized>(&self, bag: &B, now: Tick) -> Option<Cached> {
+        KEY.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut key) => {
+                let out = self.get_with(bag, now, &mut key);
+                if key.capacity() > MAX_KEPT_KEY {
+                    *key = Vec::new();
+                }
+                out
+            }
+            // Not reentered in practice (a bag cannot call the cache);
+            // a fresh buffer keeps it correct if it ever is.
+            Err(_) => self.get_with(bag, now, &mut Vec::new()),
+        })
+    }
+
+    fn get_with<B: Bag + ?Sized>(&self, bag: &B, now: Tick, key: &mut Vec<u8>) -> Option<Cached> {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         for shape in &mut inner.shapes {
-            // One walk: hash the values and keep them for the comparison.
-            let mut h = Fx::default();
-            let mut values: [Option<ValueRef<'_>>; INLINE_VALUES] = [None; INLINE_VALUES];
-            let mut n = 0;
-            let fits = walk(&shape.refs, bag, |v| {
-                hash_value(v, &mut h);
-                if n < INLINE_VALUES {
-                    values[n] = Some(v);
-                }
-                n += 1;
-                true
-            });
-            if !fits {
+            if !key_into(&shape.refs, bag, key) {
                 continue;
             }
-            let key = h.finish();
-            let Some(bucket) = shape.entries.get_mut(&key) else {
+            let hash = hash_of(key);
+            let Some(bucket) = shape.entries.get_mut(&hash) else {
                 continue;
             };
-            let found = bucket.iter().position(|e| {
-                if n <= INLINE_VALUES {
-                    e.values.len() == n
-                        && e.values
-                            .iter()
-                            .zip(&values)
-                            .all(|(s, v)| Some(s.as_ref()) == *v)
-                } else {
-                    same(&shape.refs, bag, &e.values)
-                }
-            });
-            let Some(pos) = found else {
+            // The whole key compared: a hash collision is only a miss.
+            let Some(pos) = bucket.iter().position(|e| *e.key == **key) else {
                 continue;
             };
             let e = &mut bucket[pos];
-            if e.expires <= now || e.uses_left <= 0 {
+            if e.expires <= now.0 || e.uses_left <= 0 {
                 bucket.swap_remove(pos);
                 if bucket.is_empty() {
-                    shape.entries.remove(&key);
+                    shape.entries.remove(&hash);
                 }
                 inner.len -= 1;
                 return None;
             }
             let out = Cached {
                 status: e.status.clone(),
-                valid_duration: e.expires - now,
+                valid_duration: Duration::from_nanos(e.expires - now.0),
                 valid_use_count: e.uses_left,
                 referenced: shape.refs.clone(),
             };
@@ -356,7 +410,7 @@ impl CheckCache {
     pub(crate) fn insert<B: Bag + ?Sized>(
         &self,
         bag: &B,
-        now: Instant,
+        now: Tick,
         generation: u64,
         decision: &Cached,
     ) {
@@ -364,17 +418,11 @@ impl CheckCache {
         if decision.valid_duration.is_zero() || uses_left <= 0 {
             return;
         }
-        let mut values = Vec::new();
-        let ok = walk(&decision.referenced, bag, |v| {
-            values.push(v.to_owned());
-            true
-        });
-        let Some(key) = key_of(&decision.referenced, bag) else {
-            return;
-        };
-        if !ok {
+        let mut key = Vec::new();
+        if !key_into(&decision.referenced, bag, &mut key) {
             return;
         }
+        let hash = hash_of(&key);
         let mut inner = self.inner.lock();
         if inner.generation != generation {
             return;
@@ -384,9 +432,11 @@ impl CheckCache {
         }
         inner.seq += 1;
         let entry = Entry {
-            values,
+            key: key.into_boxed_slice(),
             status: decision.status.clone(),
-            expires: now + decision.valid_duration,
+            expires: now.0.saturating_add(
+                u64::try_from(decision.valid_duration.as_nanos()).unwrap_or(u64::MAX),
+            ),
             uses_left,
             seq: inner.seq,
         };
@@ -405,9 +455,9 @@ impl CheckCache {
             }
             None => return,
         };
-        let bucket = inner.shapes[idx].entries.entry(key).or_default();
+        let bucket = inner.shapes[idx].entries.entry(hash).or_default();
         // The same request raced in twice: keep one entry.
-        if let Some(e) = bucket.iter_mut().find(|e| e.values == entry.values) {
+        if let Some(e) = bucket.iter_mut().find(|e| e.key == entry.key) {
             *e = entry;
             return;
         }
@@ -417,11 +467,11 @@ impl CheckCache {
 }
 
 /// Drops expired entries; if still full, the oldest eighth.
-fn evict(inner: &mut Inner, now: Instant, capacity: usize) {
+fn evict(inner: &mut Inner, now: Tick, capacity: usize) {
     let mut len = 0;
     for shape in &mut inner.shapes {
         shape.entries.retain(|_, b| {
-            b.retain(|e| e.expires > now && e.uses_left > 0);
+            b.retain(|e| e.expires > now.0 && e.uses_left > 0);
             len += b.len();
             !b.is_empty()
         });
@@ -452,7 +502,7 @@ fn evict(inner: &mut Inner, now: Instant, capacity: usize) {
 mod tests {
     use super::*;
     use mixer_adapters::ManualClock;
-    use mixer_attributes::{AttrId, OwnedBag};
+    use mixer_attributes::{AttrId, OwnedBag, StringMap, Value};
 
     fn decision(refs: ReferencedAttributes) -> Cached {
         Cached {
@@ -506,5 +556,83 @@ mod tests {
         cache.clear(2);
         cache.insert(&last, cache.now(), 1, &d);
         assert_eq!(cache.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn values_are_delimited_in_the_key() {
+        let cache = CheckCache::new(16, Arc::new(ManualClock::new()), &Handle::current());
+        let mut refs = ReferencedAttributes::new();
+        refs.record(AttrId::of("source.user"), Condition::Exact);
+        refs.record(AttrId::of("request.path"), Condition::Exact);
+        refs.record(AttrId::of("request.headers"), Condition::Exact);
+        let bag = |user: &str, path: &str, headers: &[(&str, &str)]| {
+            OwnedBag::new()
+                .with("source.user", Value::String(user.into()))
+                .with("request.path", Value::String(path.into()))
+                .with(
+                    "request.headers",
+                    Value::StringMap(headers.iter().copied().collect::<StringMap>()),
+                )
+        };
+        let stored = bag("ab", "c", &[("k", "vw")]);
+        cache.insert(&stored, cache.now(), 0, &decision(refs));
+        assert!(cache.get(&stored, cache.now()).is_some());
+        // The same bytes split differently between values, or between a
+        // map's key and value, are other requests.
+        assert!(
+            cache
+                .get(&bag("a", "bc", &[("k", "vw")]), cache.now())
+                .is_none()
+        );
+        assert!(
+            cache
+                .get(&bag("ab", "c", &[("kv", "w")]), cache.now())
+                .is_none()
+        );
+        assert!(
+            cache
+                .get(&bag("ab", "c", &[("k", "vw"), ("", "")]), cache.now())
+                .is_none()
+        );
+        let typed = OwnedBag::new()
+            .with("source.user", Value::String("ab".into()))
+            .with("request.path", Value::Bytes(b"c".to_vec()))
+            .with(
+                "request.headers",
+                Value::StringMap([("k", "vw")].into_iter().collect()),
+            );
+        assert!(cache.get(&typed, cache.now()).is_none());
+    }
+
+    #[test]
+    fn use_count_is_exact_under_concurrency() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let cache = CheckCache::new(16, Arc::new(ManualClock::new()), rt.handle());
+        let mut refs = ReferencedAttributes::new();
+        refs.record(AttrId::of("source.user"), Condition::Exact);
+        let d = Cached {
+            valid_use_count: 1001,
+            ..decision(refs)
+        };
+        let bag = OwnedBag::new().with("source.user", Value::String("alice".into()));
+        // Used once by the check that made it: 1000 uses left.
+        cache.insert(&bag, cache.now(), 0, &d);
+        let served = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..500 {
+                        if cache.get(&bag, cache.now()).is_some() {
+                            served.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(served.into_inner(), 1000);
+        assert_eq!(cache.hits(), (1000, 0));
     }
 }
