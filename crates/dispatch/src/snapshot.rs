@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use mixer_adapters::{BuildEnv, Clock, Error as AdapterError, Params, Registry, Variety};
 use mixer_config::expr::Expression;
-use mixer_config::model::Config;
+use mixer_config::model::{Config, Handler};
 use tokio::runtime::Handle;
 
 use crate::error::Problem;
@@ -160,7 +160,7 @@ pub(crate) fn build(
         .iter()
         .flat_map(|r| r.actions.iter().map(|a| a.handler.as_str()))
         .collect();
-    struct Planned {
+    struct Planned<'h> {
         name: String,
         slot: Option<Arc<HandlerSlot>>,
         builder: Option<(
@@ -169,7 +169,7 @@ pub(crate) fn build(
             String,
             bool,
         )>,
-        origin: String,
+        handler: &'h Handler,
     }
     let mut planned = Vec::new();
     for (name, h) in &handlers {
@@ -178,7 +178,7 @@ pub(crate) fn build(
             // mistake the operator wants to hear about now.
             let params = Params::new(h.params.clone());
             if let Err(e) = validate(ctx.registry, &h.adapter, &params) {
-                problems.extend(adapter_problems(&e, name, &h.origin.to_string()));
+                problems.extend(adapter_problems(&e, h));
             }
             continue;
         }
@@ -191,7 +191,7 @@ pub(crate) fn build(
                 name: name.clone(),
                 slot: Some(slot.clone()),
                 builder: None,
-                origin: h.origin.to_string(),
+                handler: h,
             });
             continue;
         }
@@ -205,10 +205,10 @@ pub(crate) fn build(
                     name: name.clone(),
                     slot: None,
                     builder: Some((b, params, h.adapter.clone(), reports)),
-                    origin: h.origin.to_string(),
+                    handler: h,
                 })
             }
-            Err(e) => problems.extend(adapter_problems(&e, name, &h.origin.to_string())),
+            Err(e) => problems.extend(adapter_problems(&e, h)),
         }
     }
     if !problems.is_empty() {
@@ -249,12 +249,12 @@ pub(crate) fn build(
                         ))
                     }
                     Ok(Err(e)) => {
-                        problems.extend(adapter_problems(&e, &p.name, &p.origin));
+                        problems.extend(adapter_problems(&e, p.handler));
                         continue;
                     }
                     Err(panic) => {
                         problems.push(Problem {
-                            origin: Some(p.origin),
+                            origin: Some(p.handler.origin.to_string()),
                             subject: Some(format!("handler '{}'", p.name)),
                             field: None,
                             message: format!(
@@ -371,28 +371,21 @@ fn validate(
     }
 }
 
-fn adapter_problems(e: &AdapterError, handler: &str, origin: &str) -> Vec<Problem> {
-    let subject = Some(format!("handler '{handler}'"));
+/// An adapter's complaint, each field error located at its field's line
+/// under the handler's params (`spec.params` or, for the per-adapter
+/// kinds, `spec`).
+fn adapter_problems(e: &AdapterError, handler: &Handler) -> Vec<Problem> {
     let fields = e.field_errors();
     if fields.is_empty() {
         return vec![Problem {
-            origin: Some(origin.to_string()),
-            subject,
+            origin: Some(handler.origin.to_string()),
+            subject: Some(format!("handler '{}'", handler.name)),
             field: None,
             message: e.to_string(),
         }];
     }
     fields
         .iter()
-        .map(|f| Problem {
-            origin: Some(origin.to_string()),
-            subject: subject.clone(),
-            field: Some(if f.path.is_empty() {
-                "params".to_string()
-            } else {
-                format!("params.{}", f.path)
-            }),
-            message: f.message.clone(),
-        })
+        .map(|f| Problem::from_config(&handler.params_problem(&f.path, f.message.clone())))
         .collect()
 }

@@ -1,0 +1,55 @@
+//! Config problems name where they are: source and line, object, field.
+
+use mixer_adapters::Registry;
+use mixer_config::load::Documents;
+use mixer_dispatch::{Dispatcher, Options};
+
+fn problems(yaml: &str) -> Vec<String> {
+    let d = Dispatcher::new(
+        Registry::builtin(),
+        tokio::runtime::Handle::current(),
+        Options::default(),
+    );
+    let mut docs = Documents::new();
+    docs.add_yaml("quota.yaml", yaml);
+    let err = d.load(docs).unwrap_err();
+    err.problems().iter().map(ToString::to_string).collect()
+}
+
+// The same bad param in a `kind: handler` document (params under
+// `spec.params`) and in the older `kind: memquota` (params are `spec`):
+// each located at the field's own line.
+#[tokio::test]
+async fn handler_params_problems_name_line_object_and_field() {
+    let yaml = "\
+apiVersion: config.istio.io/v1alpha2
+kind: handler
+metadata: {name: q, namespace: istio-system}
+spec:
+  compiledAdapter: memquota
+  params:
+    quotas:
+    - name: rq.instance.istio-system
+      maxAmount: -1
+      validDuration: 1s
+---
+apiVersion: config.istio.io/v1alpha2
+kind: memquota
+metadata: {name: old, namespace: istio-system}
+spec:
+  quotas:
+  - name: rq.instance.istio-system
+    maxAmount: -1
+    validDuration: 1s
+";
+    // Handlers are checked in name order.
+    assert_eq!(
+        problems(yaml),
+        [
+            "quota.yaml:18: handler 'old.memquota.istio-system' field \
+             quotas[0].maxAmount: must be >= 0, got -1",
+            "quota.yaml:9: handler 'q.handler.istio-system' field \
+             params.quotas[0].maxAmount: must be >= 0, got -1",
+        ]
+    );
+}
