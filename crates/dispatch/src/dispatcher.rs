@@ -15,6 +15,7 @@ use tokio::runtime::Handle;
 
 use crate::cache::CheckCache;
 use crate::error::Error;
+use crate::handler_docs;
 use crate::metrics::{Metrics, Sample};
 use crate::options::Options;
 use crate::request::NamespaceIds;
@@ -97,13 +98,29 @@ impl Dispatcher {
     /// naming its object and field; the running configuration then stays.
     pub fn load(&self, documents: Documents) -> Result<ReloadSummary, Error> {
         let schemas = self.schemas();
+        // Read before validation takes the documents: a config failing
+        // validation gets its handlers' params checked in the same pass.
+        let handlers = handler_docs::read(
+            &documents,
+            &self.inner.registry,
+            &self.inner.options.default_namespace,
+        );
         let validated = Validator::new(&schemas)
             .default_namespace(&self.inner.options.default_namespace)
             .validate(documents);
         match validated {
             Ok(config) => self.reload(config),
             Err(e) => {
-                let e = Error::from_config(e);
+                let params = match &e {
+                    mixer_config::Error::Invalid { errors, .. } => {
+                        handler_docs::params_problems(&handlers, &self.inner.registry, errors)
+                    }
+                    _ => Vec::new(),
+                };
+                let mut e = Error::from_config(e);
+                if let Error::Invalid { problems } = &mut e {
+                    problems.extend(params);
+                }
                 self.rejected(&e);
                 Err(e)
             }

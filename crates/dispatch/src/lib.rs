@@ -77,6 +77,7 @@ mod cache;
 mod check;
 mod dispatcher;
 mod error;
+mod handler_docs;
 mod instance;
 mod metrics;
 mod options;

@@ -357,7 +357,7 @@ pub(crate) fn build(
     Ok((snapshot, summary))
 }
 
-fn validate(
+pub(crate) fn validate(
     registry: &Registry,
     adapter: &str,
     params: &Params,
@@ -374,7 +374,7 @@ fn validate(
 /// An adapter's complaint, each field error located at its field's line
 /// under the handler's params (`spec.params` or, for the per-adapter
 /// kinds, `spec`).
-fn adapter_problems(e: &AdapterError, handler: &Handler) -> Vec<Problem> {
+pub(crate) fn adapter_problems(e: &AdapterError, handler: &Handler) -> Vec<Problem> {
     let fields = e.field_errors();
     if fields.is_empty() {
         return vec![Problem {

@@ -53,3 +53,48 @@ spec:
         ]
     );
 }
+
+// A broken rule and a bad handler param: one load reports both, not the
+// params only once the rule is fixed.
+#[tokio::test]
+async fn one_load_reports_validation_and_params_problems() {
+    let yaml = "\
+apiVersion: config.istio.io/v1alpha2
+kind: handler
+metadata: {name: q, namespace: istio-system}
+spec:
+  compiledAdapter: memquota
+  params:
+    quotas:
+    - name: rq.instance.istio-system
+      maxAmount: -1
+      validDuration: 1s
+---
+apiVersion: config.istio.io/v1alpha2
+kind: instance
+metadata: {name: rq, namespace: istio-system}
+spec:
+  compiledTemplate: quota
+  params: {dimensions: {}}
+---
+apiVersion: config.istio.io/v1alpha2
+kind: rule
+metadata: {name: limits, namespace: istio-system}
+spec:
+  actions:
+  - handler: q
+    instances: [rq]
+  - handler: missing
+    instances: [rq]
+";
+    assert_eq!(
+        problems(yaml),
+        [
+            "quota.yaml:26: rule 'limits.rule.istio-system' field \
+             actions[1].handler: handler 'missing' not found \
+             (looked for missing.handler.istio-system)",
+            "quota.yaml:9: handler 'q.handler.istio-system' field \
+             params.quotas[0].maxAmount: must be >= 0, got -1",
+        ]
+    );
+}

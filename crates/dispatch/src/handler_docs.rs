@@ -1,0 +1,84 @@
+//! Handlers read straight from their documents, so that a configuration
+//! failing validation still has its handlers' params checked in the same
+//! pass: the validator hands back no partial configuration, and an operator
+//! fixing one problem at a time should not meet the params problems only
+//! on the next attempt.
+//!
+//! Reads the two shapes the validator accepts (`kind: handler` with
+//! `compiledAdapter` and `params`, and the per-adapter kinds whose whole
+//! `spec` is the params); anything it cannot read is left to the
+//! validator's own problems.
+
+use mixer_adapters::Registry;
+use mixer_config::load::Documents;
+use mixer_config::model::{FieldPath, Handler, ObjectName};
+use serde_json::{Map, Value};
+
+use crate::error::Problem;
+use crate::snapshot::{adapter_problems, validate};
+
+/// The handlers of `documents` whose adapter `registry` has.
+pub(crate) fn read(documents: &Documents, registry: &Registry, namespace: &str) -> Vec<Handler> {
+    documents
+        .documents()
+        .iter()
+        .filter_map(|doc| {
+            let v = doc.value();
+            let kind = v.get("kind")?.as_str()?;
+            let meta = v.get("metadata")?;
+            let name = meta.get("name")?.as_str()?;
+            let ns = match meta.get("namespace") {
+                None | Some(Value::Null) => namespace,
+                Some(ns) => ns.as_str()?,
+            };
+            let spec = v.get("spec")?.as_object()?;
+            let (adapter, params, params_path) = if kind == "handler" {
+                let params = match spec.get("params") {
+                    None | Some(Value::Null) => Value::Object(Map::new()),
+                    Some(p @ Value::Object(_)) => p.clone(),
+                    Some(_) => return None,
+                };
+                let adapter = spec.get("compiledAdapter")?.as_str()?;
+                (adapter, params, FieldPath::spec().field("params"))
+            } else {
+                (kind, Value::Object(spec.clone()), FieldPath::spec())
+            };
+            registry.get(adapter)?;
+            Some(Handler {
+                locator: doc.locator().clone(),
+                params_path,
+                name: ObjectName::new(name, kind, ns),
+                adapter: adapter.to_owned(),
+                params,
+                origin: doc.origin().clone(),
+            })
+        })
+        .collect()
+}
+
+/// The params problems of `handlers`, but for those the validator already
+/// found a problem with (a duplicate name, an unknown field...): what it
+/// said is what needs fixing first.
+pub(crate) fn params_problems(
+    handlers: &[Handler],
+    registry: &Registry,
+    validation: &[mixer_config::Problem],
+) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for h in handlers {
+        let flagged = validation.iter().any(|p| {
+            p.subject
+                .as_ref()
+                .and_then(|s| s.name.as_ref())
+                .is_some_and(|n| *n == h.name)
+        });
+        if flagged {
+            continue;
+        }
+        let params = mixer_adapters::Params::new(h.params.clone());
+        if let Err(e) = validate(registry, &h.adapter, &params) {
+            out.extend(adapter_problems(&e, h));
+        }
+    }
+    out
+}
