@@ -213,7 +213,7 @@ impl Counter {
                 0
             };
             if granted > 0 {
-                self.window.take(now, granted);
+                self.window.take(granted);
             }
             let status = if granted == 0 && args.amount > 0 {
                 Status::new(

@@ -28,6 +28,9 @@ pub(super) enum Window {
         /// (bucket index, units granted in it), oldest first, none empty.
         buckets: VecDeque<(u64, i64)>,
         used: i64,
+        /// The bucket of the last [`Window::used`], so that
+        /// [`Window::take`] need not divide again.
+        current: u64,
     },
 }
 
@@ -51,6 +54,7 @@ impl Window {
                     span: window.div_ceil(bucket),
                     buckets: VecDeque::new(),
                     used: 0,
+                    current: 0,
                 }
             }
         }
@@ -77,8 +81,12 @@ impl Window {
                 span,
                 buckets,
                 used,
+                current,
             } => {
-                let oldest_kept = (now / *bucket).saturating_sub(*span);
+                *current = now / *bucket;
+                let oldest_kept = current.saturating_sub(*span);
+                // Nothing to drop while the oldest bucket is still kept:
+                // each bucket is pushed and popped once, O(1) amortised.
                 while let Some(&(b, n)) = buckets.front() {
                     if b >= oldest_kept {
                         break;
@@ -91,17 +99,18 @@ impl Window {
         }
     }
 
-    /// Takes `amount` (> 0) at `now`; call [`Window::used`] first.
-    pub(super) fn take(&mut self, now: u64, amount: i64) {
+    /// Takes `amount` (> 0) at the time of the last [`Window::used`],
+    /// which must come first.
+    pub(super) fn take(&mut self, amount: i64) {
         match self {
             Window::Counter { used } | Window::Fixed { used, .. } => *used += amount,
             Window::Rolling {
-                bucket,
                 buckets,
                 used,
+                current,
                 ..
             } => {
-                let b = now / *bucket;
+                let b = *current;
                 match buckets.back_mut() {
                     Some((last, n)) if *last == b => *n += amount,
                     _ => buckets.push_back((b, amount)),
@@ -158,7 +167,7 @@ mod tests {
     fn fixed_window_restarts_exactly() {
         let mut w = Window::new(&limit(250), Algorithm::FixedWindow);
         w.used(0);
-        w.take(0, 7);
+        w.take(7);
         assert_eq!(w.used(249 * MS), 7);
         assert_eq!(w.used(250 * MS), 0);
     }
@@ -168,9 +177,9 @@ mod tests {
         // 1 s window: 10 buckets of 100 ms.
         let mut w = Window::new(&limit(1000), Algorithm::RollingWindow);
         w.used(50 * MS);
-        w.take(50 * MS, 3);
+        w.take(3);
         w.used(950 * MS);
-        w.take(950 * MS, 4);
+        w.take(4);
         // Still inside a window of the first grant.
         assert_eq!(w.used(1049 * MS), 7);
         // The first grant's bucket [0, 100ms) has fully left the window.
@@ -179,7 +188,7 @@ mod tests {
         // Sub-second windows are not rounded up.
         let mut w = Window::new(&limit(200), Algorithm::RollingWindow);
         w.used(0);
-        w.take(0, 5);
+        w.take(5);
         assert_eq!(w.used(199 * MS), 5);
         assert_eq!(w.used(220 * MS), 0);
     }
@@ -188,14 +197,14 @@ mod tests {
     fn release_newest_first() {
         let mut w = Window::new(&limit(1000), Algorithm::RollingWindow);
         w.used(0);
-        w.take(0, 3);
+        w.take(3);
         w.used(500 * MS);
-        w.take(500 * MS, 2);
+        w.take(2);
         assert_eq!(w.release(4), 4);
         assert_eq!(w.used(500 * MS), 1);
         assert_eq!(w.release(5), 1);
         let mut c = Window::new(&limit(0), Algorithm::RollingWindow);
-        c.take(0, 2);
+        c.take(2);
         assert_eq!(c.release(5), 2);
         assert_eq!(c.used(u64::MAX), 0);
     }

@@ -1,7 +1,8 @@
 -- One fixed-window allocation, atomically.
 -- KEYS[1]: the counter (hash: token = units used, expire = window end, ms;
 --          the key itself expires at the window's end)
--- KEYS[2]: the deduplication record (string: units granted)
+-- KEYS[2]: the deduplication record (string: units granted); passed only
+--          when deduplicating
 -- ARGV: max, window ms, amount, best effort (1/0), deduplicate (1/0)
 -- Returns {granted, ms left in the window}. Every key written gets a TTL.
 -- Within a window the hot path is three commands: TIME, HMGET, HINCRBY.

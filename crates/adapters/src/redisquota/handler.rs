@@ -99,12 +99,19 @@ impl RedisQuotaHandler {
             .iter()
             .find(|o| matches(&o.dimensions, &instance.dimensions))
             .map_or(quota.max_amount, |o| o.max_amount);
-        let mut base = Vec::with_capacity(64);
-        write_key(&mut base, &instance.name, &instance.dimensions);
-        let key = |prefix: &str| [prefix.as_bytes(), &base].concat();
+        // The counter's key is built once, straight after its prefix; the
+        // deduplication key only when there is an id, and then passed as
+        // the scripts' last key.
+        let mut counter = Vec::with_capacity(64);
+        counter.extend_from_slice(b"mixer:rq:h:");
+        write_key(&mut counter, &instance.name, &instance.dimensions);
         let id = &args.deduplication_id;
-        let dedup_key = [format!("mixer:rq:d:{}:{id}", id.len()).as_bytes(), &base].concat();
-        let dedup = if id.is_empty() { "0" } else { "1" };
+        let dedup_key = (!id.is_empty()).then(|| {
+            let mut k = format!("mixer:rq:d:{}:{id}", id.len()).into_bytes();
+            k.extend_from_slice(&counter[b"mixer:rq:h:".len()..]);
+            k
+        });
+        let dedup = if dedup_key.is_some() { "1" } else { "0" };
         let best = if args.best_effort { "1" } else { "0" };
         let window = millis(quota.valid_duration);
         let mut conn =
@@ -112,10 +119,11 @@ impl RedisQuotaHandler {
         let call = async {
             match quota.algorithm {
                 Algorithm::FixedWindow => {
-                    self.fixed
-                        .key(key("mixer:rq:h:"))
-                        .key(&dedup_key)
-                        .arg(max)
+                    let mut inv = self.fixed.key(&counter);
+                    if let Some(d) = &dedup_key {
+                        inv.key(d);
+                    }
+                    inv.arg(max)
                         .arg(window)
                         .arg(args.amount)
                         .arg(best)
@@ -124,11 +132,14 @@ impl RedisQuotaHandler {
                         .await
                 }
                 Algorithm::RollingWindow => {
-                    self.rolling
-                        .key(key("mixer:rq:h:"))
-                        .key(key("mixer:rq:z:"))
-                        .key(&dedup_key)
-                        .arg(max)
+                    let mut buckets = counter.clone();
+                    buckets[b"mixer:rq:".len()] = b'z';
+                    let mut inv = self.rolling.key(&counter);
+                    inv.key(buckets);
+                    if let Some(d) = &dedup_key {
+                        inv.key(d);
+                    }
+                    inv.arg(max)
                         .arg(window)
                         .arg(millis(quota.bucket_duration))
                         .arg(args.amount)
