@@ -8,7 +8,6 @@
 //! so a collision can never hand out another request's answer. Entries
 //! expire with the decision's validity: its duration and its use count.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
@@ -182,64 +181,93 @@ impl Hasher for Passthrough {
 /// a configuration yields few.
 const MAX_SHAPES: usize = 64;
 
-/// Capacity above which a thread's key buffer is not kept for the next
-/// lookup, so that one huge request does not pin memory.
-const MAX_KEPT_KEY: usize = 64 * 1024;
-
-thread_local! {
-    /// The key of the request being looked up, reused: a hit allocates
-    /// nothing.
-    static KEY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+/// Where an encoded key goes: stored ([`Vec`]), hashed ([`Fx`]) or
+/// compared with a stored one ([`Compare`]), all from the same calls, so
+/// that a lookup neither builds nor keeps a buffer.
+trait Sink {
+    fn put(&mut self, bytes: &[u8]);
 }
 
-fn bytes(key: &mut Vec<u8>, tag: u8, b: &[u8]) {
-    key.push(tag);
-    key.extend_from_slice(&(b.len() as u64).to_le_bytes());
-    key.extend_from_slice(b);
+impl Sink for Vec<u8> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
 }
 
-/// Appends `v` to `key` self-delimited (a tag, then fixed-size bytes or a
+impl Sink for Fx {
+    /// Each piece hashed apart: the pieces of equal keys are the same.
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        self.write(bytes);
+    }
+}
+
+/// Compares the pieces, in order, with a stored key.
+struct Compare<'k> {
+    rest: &'k [u8],
+    same: bool,
+}
+
+impl Sink for Compare<'_> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        match self.rest.split_at_checked(bytes.len()) {
+            Some((head, tail)) if self.same && head == bytes => self.rest = tail,
+            _ => self.same = false,
+        }
+    }
+}
+
+#[inline]
+fn bytes(key: &mut impl Sink, tag: u8, b: &[u8]) {
+    key.put(&[tag]);
+    key.put(&(b.len() as u64).to_le_bytes());
+    key.put(b);
+}
+
+/// Writes `v` to `key` self-delimited (a tag, then fixed-size bytes or a
 /// length and the bytes), so that two keys of a shape are equal exactly
-/// when their values are (floats by their bits): comparing keys is one
-/// `memcmp`, and hashing them one pass over words.
-fn encode(v: ValueRef<'_>, key: &mut Vec<u8>) {
+/// when their values are (floats by their bits).
+#[inline]
+fn encode(v: ValueRef<'_>, key: &mut impl Sink) {
     match v {
         ValueRef::String(s) => bytes(key, 0, s.as_bytes()),
         ValueRef::Int64(i) => {
-            key.push(1);
-            key.extend_from_slice(&i.to_le_bytes());
+            key.put(&[1]);
+            key.put(&i.to_le_bytes());
         }
         ValueRef::Double(d) => {
-            key.push(2);
-            key.extend_from_slice(&d.to_bits().to_le_bytes());
+            key.put(&[2]);
+            key.put(&d.to_bits().to_le_bytes());
         }
-        ValueRef::Bool(b) => key.extend_from_slice(&[3, u8::from(b)]),
+        ValueRef::Bool(b) => key.put(&[3, u8::from(b)]),
         ValueRef::Timestamp(t) => {
-            key.push(4);
-            key.extend_from_slice(&t.seconds().to_le_bytes());
-            key.extend_from_slice(&t.nanos().to_le_bytes());
+            key.put(&[4]);
+            key.put(&t.seconds().to_le_bytes());
+            key.put(&t.nanos().to_le_bytes());
         }
         ValueRef::Duration(d) => {
-            key.push(5);
-            key.extend_from_slice(&d.as_secs().to_le_bytes());
-            key.extend_from_slice(&d.subsec_nanos().to_le_bytes());
+            key.put(&[5]);
+            key.put(&d.as_secs().to_le_bytes());
+            key.put(&d.subsec_nanos().to_le_bytes());
         }
         ValueRef::Bytes(b) => bytes(key, 6, b),
         ValueRef::StringMap(m) => {
-            key.push(7);
-            key.extend_from_slice(&(m.len() as u64).to_le_bytes());
+            key.put(&[7]);
+            key.put(&(m.len() as u64).to_le_bytes());
             for (k, v) in m.iter() {
                 bytes(key, 0, k.as_bytes());
                 bytes(key, 0, v.as_bytes());
             }
         }
         ValueRef::IpAddress(IpAddr::V4(ip)) => {
-            key.push(8);
-            key.extend_from_slice(&ip.octets());
+            key.put(&[8]);
+            key.put(&ip.octets());
         }
         ValueRef::IpAddress(IpAddr::V6(ip)) => {
-            key.push(9);
-            key.extend_from_slice(&ip.octets());
+            key.put(&[9]);
+            key.put(&ip.octets());
         }
         ValueRef::EmailAddress(s) => bytes(key, 10, s.as_bytes()),
         ValueRef::Uri(s) => bytes(key, 11, s.as_bytes()),
@@ -285,20 +313,14 @@ fn walk<'b, B: Bag + ?Sized>(
     true
 }
 
-/// The key of `bag` under the shape `refs` into `key` (cleared first);
-/// false when the bag does not fit the shape.
-fn key_into<B: Bag + ?Sized>(refs: &ReferencedAttributes, bag: &B, key: &mut Vec<u8>) -> bool {
-    key.clear();
+/// Encodes `bag` under the shape `refs` into `key`; false when the bag
+/// does not fit the shape.
+#[inline]
+fn encode_bag<B: Bag + ?Sized>(refs: &ReferencedAttributes, bag: &B, key: &mut impl Sink) -> bool {
     walk(refs, bag, |v| {
         encode(v, key);
         true
     })
-}
-
-fn hash_of(key: &[u8]) -> u64 {
-    let mut h = Fx::default();
-    h.write(key);
-    h.finish()
 }
 
 impl CheckCache {
@@ -354,33 +376,28 @@ impl CheckCache {
 
     /// The cached decision for `bag`, using it once.
     pub(crate) fn get<B: Bag + ?Sized>(&self, bag: &B, now: Tick) -> Option<Cached> {
-        KEY.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut key) => {
-                let out = self.get_with(bag, now, &mut key);
-                if key.capacity() > MAX_KEPT_KEY {
-                    *key = Vec::new();
-                }
-                out
-            }
-            // Not reentered in practice (a bag cannot call the cache);
-            // a fresh buffer keeps it correct if it ever is.
-            Err(_) => self.get_with(bag, now, &mut Vec::new()),
-        })
-    }
-
-    fn get_with<B: Bag + ?Sized>(&self, bag: &B, now: Tick, key: &mut Vec<u8>) -> Option<Cached> {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         for shape in &mut inner.shapes {
-            if !key_into(&shape.refs, bag, key) {
+            // Two walks over the bag, hashing then comparing, cost less
+            // than collecting the key into a buffer.
+            let mut h = Fx::default();
+            if !encode_bag(&shape.refs, bag, &mut h) {
                 continue;
             }
-            let hash = hash_of(key);
+            let hash = h.finish();
             let Some(bucket) = shape.entries.get_mut(&hash) else {
                 continue;
             };
             // The whole key compared: a hash collision is only a miss.
-            let Some(pos) = bucket.iter().position(|e| *e.key == **key) else {
+            let found = bucket.iter().position(|e| {
+                let mut c = Compare {
+                    rest: &e.key,
+                    same: true,
+                };
+                encode_bag(&shape.refs, bag, &mut c) && c.same && c.rest.is_empty()
+            });
+            let Some(pos) = found else {
                 continue;
             };
             let e = &mut bucket[pos];
@@ -419,10 +436,13 @@ impl CheckCache {
             return;
         }
         let mut key = Vec::new();
-        if !key_into(&decision.referenced, bag, &mut key) {
+        let mut h = Fx::default();
+        if !encode_bag(&decision.referenced, bag, &mut key)
+            || !encode_bag(&decision.referenced, bag, &mut h)
+        {
             return;
         }
-        let hash = hash_of(&key);
+        let hash = h.finish();
         let mut inner = self.inner.lock();
         if inner.generation != generation {
             return;
