@@ -62,8 +62,9 @@ pub enum Error {
     /// problem found is listed.
     #[error("{}", Problems(problems))]
     Invalid {
-        /// Every problem, in config order (validation problems first, then
-        /// handler params, then handler builds).
+        /// Every problem: validation problems first (in config order), then
+        /// handler params (by handler name, each at its field's line), then
+        /// handler builds.
         problems: Vec<Problem>,
     },
     /// Reading the configuration failed (a file or directory).
