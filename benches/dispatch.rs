@@ -181,7 +181,7 @@ fn bench(c: &mut Criterion) {
         let a = counting_alloc::per_call(10_000, || {
             now(d.check(&bag));
         });
-        println!("allocations per check, 10 rules, {name}: {a:.2}");
+        eprintln!("allocations per check, 10 rules, {name}: {a:.2}");
     }
 
     let mut g = c.benchmark_group("dispatch");
@@ -201,7 +201,7 @@ fn bench(c: &mut Criterion) {
         uncached.report_all(bags.iter());
         rt.block_on(uncached.flush());
     });
-    println!(
+    eprintln!(
         "allocations per 100-entry report through the dispatcher into prometheus: {a_report:.1}"
     );
     g.bench_function("report_100_prometheus_caller", |b| {
