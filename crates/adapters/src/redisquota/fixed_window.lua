@@ -1,52 +1,57 @@
 -- One fixed-window allocation, atomically.
--- KEYS[1]: the counter (hash: token = units used, expire = window end, ms;
---          the key itself expires at the window's end)
+-- KEYS[1]: the counter (string: units used; the key expires at the
+--          window's end, so its TTL is what is left of the window)
 -- KEYS[2]: the deduplication record (string: units granted); passed only
 --          when deduplicating
 -- ARGV: max, window ms, amount, best effort (1/0), deduplicate (1/0)
 -- Returns {granted, ms left in the window}. Every key written gets a TTL.
--- Within a window the hot path is three commands: TIME, HMGET, HINCRBY.
+-- The window starts with its first grant. Within a window the hot path is
+-- two commands, INCRBY and PTTL: Redis's own expiry ends the window, so no
+-- TIME and no stored window end. Units taken beyond the max are given back
+-- before the script returns, so nobody ever sees them.
 local max = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local amount = tonumber(ARGV[3])
+local dedup = ARGV[5] == '1'
 
-if ARGV[5] == '1' then
+if dedup then
   local prev = redis.call('GET', KEYS[2])
   if prev then
     return {tonumber(prev), redis.call('PTTL', KEYS[2])}
   end
 end
 
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local state = redis.call('HMGET', KEYS[1], 'token', 'expire')
-local used = tonumber(state[1]) or 0
-local expire = tonumber(state[2]) or 0
-local fresh = expire <= now
+-- A counter never rests at 0 (see below), so reading back exactly the
+-- amount means the key was just created: the window starts now.
+local used = redis.call('INCRBY', KEYS[1], amount)
+local fresh = used == amount
+local ttl = window
 if fresh then
-  used = 0
-  expire = now + window
-end
-
-local left = max - used
-if left < 0 then left = 0 end
-local granted = 0
-if amount <= left then
-  granted = amount
-elseif ARGV[4] == '1' then
-  granted = left
-end
-
-if granted > 0 then
-  if fresh then
-    redis.call('HSET', KEYS[1], 'token', granted, 'expire', expire)
-    redis.call('PEXPIREAT', KEYS[1], expire)
-  else
-    redis.call('HINCRBY', KEYS[1], 'token', granted)
+  redis.call('PEXPIRE', KEYS[1], window)
+else
+  ttl = redis.call('PTTL', KEYS[1])
+  if ttl < 0 then
+    -- Not written by this script: make it expire all the same.
+    redis.call('PEXPIRE', KEYS[1], window)
+    ttl = window
   end
 end
-local ttl = expire - now
-if ARGV[5] == '1' then
+
+local granted = amount
+if used > max then
+  granted = 0
+  if ARGV[4] == '1' then
+    granted = max - (used - amount)
+    if granted < 0 then granted = 0 end
+  end
+  if fresh and granted == 0 then
+    -- Nothing granted: the window has not started.
+    redis.call('DEL', KEYS[1])
+  else
+    redis.call('DECRBY', KEYS[1], amount - granted)
+  end
+end
+if dedup then
   redis.call('SET', KEYS[2], granted, 'PX', ttl)
 end
 return {granted, ttl}

@@ -13,6 +13,9 @@ use crate::quota_key::{matches, write_key};
 use crate::template::QuotaInstance;
 use crate::{Answer, BuildEnv, Counter, Error, Handler, QuotaArgs, QuotaResult, Status};
 
+/// The length of every key prefix: `mixer:rq:` and one letter and `:`.
+const PREFIX_LEN: usize = b"mixer:rq:h:".len();
+
 /// How long an answer made up by the failure policy stays valid at most,
 /// so callers come back soon after Redis does.
 const FAILURE_VALIDITY: Duration = Duration::from_secs(1);
@@ -103,12 +106,17 @@ impl RedisQuotaHandler {
         // deduplication key only when there is an id, and then passed as
         // the scripts' last key.
         let mut counter = Vec::with_capacity(64);
-        counter.extend_from_slice(b"mixer:rq:h:");
+        // Fixed windows count in a string, rolling ones in a hash: the
+        // prefixes differ so that a key never changes type.
+        counter.extend_from_slice(match quota.algorithm {
+            Algorithm::FixedWindow => b"mixer:rq:f:",
+            Algorithm::RollingWindow => b"mixer:rq:h:",
+        });
         write_key(&mut counter, &instance.name, &instance.dimensions);
         let id = &args.deduplication_id;
         let dedup_key = (!id.is_empty()).then(|| {
             let mut k = format!("mixer:rq:d:{}:{id}", id.len()).into_bytes();
-            k.extend_from_slice(&counter[b"mixer:rq:h:".len()..]);
+            k.extend_from_slice(&counter[PREFIX_LEN..]);
             k
         });
         let dedup = if dedup_key.is_some() { "1" } else { "0" };
@@ -133,7 +141,7 @@ impl RedisQuotaHandler {
                 }
                 Algorithm::RollingWindow => {
                     let mut buckets = counter.clone();
-                    buckets[b"mixer:rq:".len()] = b'z';
+                    buckets[PREFIX_LEN - 2] = b'z';
                     let mut inv = self.rolling.key(&counter);
                     inv.key(buckets);
                     if let Some(d) = &dedup_key {

@@ -112,3 +112,57 @@ fn validation_needs_no_redis_and_build_does_not_connect() {
         .unwrap();
     assert_eq!(h.counters()[0].value, 0);
 }
+
+#[path = "../../tests/support/redis.rs"]
+mod redis_support;
+
+/// The fixed window's edges on a real Redis: a grant refused on an unused
+/// counter does not start the window (no key is left), best effort on an
+/// unused counter asking past the max gets exactly the max, and a
+/// sub-second window ends on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_window_edges_on_redis() {
+    let Some(server) = redis_support::RedisServer::start("fixed_window_edges_on_redis") else {
+        return;
+    };
+    let params = parse(json!({
+        "redisServerUrl": server.addr(),
+        "quotas": [{"name": "q", "maxAmount": 4, "validDuration": "300ms"}]
+    }))
+    .unwrap();
+    let h = RedisQuotaHandler::new(params, &crate::BuildEnv::current()).unwrap();
+    let ask = |user: &str, amount: i64, best_effort: bool| {
+        let instance = crate::template::QuotaInstance {
+            name: "q".into(),
+            dimensions: [(
+                std::sync::Arc::from("user"),
+                mixer_attributes::Value::String(user.into()),
+            )]
+            .into_iter()
+            .collect(),
+        };
+        let args = crate::QuotaArgs {
+            amount,
+            best_effort,
+            ..Default::default()
+        };
+        let h = &h;
+        async move {
+            crate::Handler::quota(h, &instance, &args)
+                .resolve()
+                .await
+                .unwrap()
+        }
+    };
+    let keys = || server.command(&["DBSIZE"]).unwrap();
+    let r = ask("a", 5, false).await;
+    assert_eq!(r.granted, 0);
+    assert_eq!(keys(), ":0\r\n", "a refused grant left a key");
+    let r = ask("a", 9, true).await;
+    assert_eq!(r.granted, 4);
+    assert!(r.valid_duration <= Duration::from_millis(300));
+    assert_eq!(ask("a", 1, true).await.granted, 0);
+    assert_eq!(keys(), ":1\r\n");
+    tokio::time::sleep(Duration::from_millis(320)).await;
+    assert_eq!(ask("a", 4, false).await.granted, 4);
+}
