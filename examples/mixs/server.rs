@@ -97,8 +97,20 @@ pub(crate) fn run(argv: Vec<String>) -> Result<ExitCode, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(serve(s))
+    runtime.block_on(async {
+        let result = serve(s).await;
+        // Every dispatcher is gone by now (also when startup failed and a
+        // rejected config's handlers are closing): let the closes finish
+        // (flushing files, releasing ports) while the runtime still runs.
+        if !mixer_dispatch::closed(CLOSE_WAIT).await {
+            tracing::warn!("handlers still closing after {CLOSE_WAIT:?}; exiting anyway");
+        }
+        result
+    })
 }
+
+/// How long exit waits for handlers to close.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 async fn serve(s: Settings) -> Result<ExitCode, String> {
     let mut dispatch = DispatchOptions::default();
@@ -128,11 +140,7 @@ async fn serve(s: Settings) -> Result<ExitCode, String> {
         .serve_until(shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
-    // Dropping the last dispatcher lets its handlers close (flushing files,
-    // closing sockets) on the report workers; give them a moment while the
-    // runtime still runs, as the dispatcher offers no close-and-wait.
     drop(keep);
-    tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(if done.drained && done.flushed {
         ExitCode::SUCCESS
     } else {

@@ -96,4 +96,5 @@ pub use options::Options;
 pub use quota::{QuotaOutcome, QuotaRequest};
 pub use report::ReportOutcome;
 pub use schema::schemas;
+pub use slot::closed;
 pub use snapshot::ReloadSummary;

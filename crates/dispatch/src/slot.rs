@@ -10,7 +10,7 @@
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
@@ -21,6 +21,58 @@ use tokio::sync::{mpsc, oneshot};
 
 /// How long closing a handler may take before it is abandoned.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Handler closes under way in this process. Closing happens in the
+/// background when the last holder of a handler lets go; a host that is
+/// about to stop its runtime waits for these first (see [`closed`]), or a
+/// close still awaiting its backend would find the runtime's timers gone.
+static CLOSING: Closing = Closing {
+    pending: AtomicUsize::new(0),
+    idle: tokio::sync::Notify::const_new(),
+};
+
+struct Closing {
+    pending: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// Counts one close as under way until dropped (also on panic).
+struct CloseGuard;
+
+impl CloseGuard {
+    fn start() -> CloseGuard {
+        CLOSING.pending.fetch_add(1, Ordering::SeqCst);
+        CloseGuard
+    }
+}
+
+impl Drop for CloseGuard {
+    fn drop(&mut self) {
+        if CLOSING.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+            CLOSING.idle.notify_waiters();
+        }
+    }
+}
+
+/// Waits until every handler close under way in this process has finished
+/// (handlers of dropped dispatchers and of replaced or rejected snapshots),
+/// or `timeout` passes. True when none is left.
+///
+/// Call it before stopping the tokio runtime the dispatcher was built on:
+/// closes flush files and release sockets in the background, and would be
+/// cut short (or find the runtime's timers gone) otherwise.
+pub async fn closed(timeout: Duration) -> bool {
+    let wait = async {
+        loop {
+            let notified = CLOSING.idle.notified();
+            if CLOSING.pending.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    };
+    tokio::time::timeout(timeout, wait).await.is_ok()
+}
 
 /// Per-variety dispatch statistics of one handler.
 #[derive(Debug, Default)]
@@ -150,8 +202,10 @@ impl Drop for HandlerSlot {
         }
         let handler = self.handler.clone();
         let name = self.name.clone();
+        let guard = CloseGuard::start();
         drop(self.runtime.spawn(async move {
             close_async(&*handler, &name).await;
+            drop(guard);
         }));
     }
 }
@@ -200,6 +254,10 @@ fn spawn_worker(
     // A blocking-pool thread, not an async task: a handler that blocks in
     // `report` despite its contract then stalls only its own queue, never
     // the runtime's workers (and so never a check).
+    // Counted from before the thread starts: the worker closes its handler
+    // once the queue ends, and a host waiting in `closed` must wait for
+    // that even if the thread has not run yet.
+    let guard = CloseGuard::start();
     drop(runtime.spawn_blocking(move || {
         while let Some(msg) = rx.blocking_recv() {
             match msg {
@@ -229,6 +287,7 @@ fn spawn_worker(
             }
         }
         rt.block_on(close_async(&*handler, &name));
+        drop(guard);
     }));
     tx
 }

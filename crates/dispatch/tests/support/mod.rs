@@ -67,6 +67,7 @@ struct ProbeParams {
     valid_duration: Duration,
     valid_use_count: i32,
     report: String,
+    close_delay: Duration,
 }
 
 struct ProbeBuilder(ProbeParams, Arc<Probe>);
@@ -113,6 +114,7 @@ impl Adapter for ProbeAdapter {
                 valid_duration: Duration::from_millis(n("validMs", 5000) as u64),
                 valid_use_count: n("validUseCount", 100) as i32,
                 report: s("report", "ok"),
+                close_delay: Duration::from_millis(n("closeDelayMs", 0) as u64),
             },
             self.0.clone(),
         )))
@@ -123,6 +125,10 @@ impl HandlerBuilder for ProbeBuilder {
     fn build(self: Box<Self>, env: &BuildEnv) -> Result<Arc<dyn Handler>, Error> {
         let name = env.handler_name().clone();
         self.1.log(format!("build {name}"));
+        if self.0.mode == "failbuild" {
+            // As a handler whose port is taken fails: valid params, no handler.
+            return Err(Error::Internal(format!("{name} cannot be built")));
+        }
         Ok(Arc::new(ProbeHandler {
             name,
             p: self.0,
@@ -206,7 +212,15 @@ impl Handler for ProbeHandler {
 
     fn close(&self) -> Answer<'_, ()> {
         self.probe.log(format!("close {}", self.name));
-        Answer::ok(())
+        if self.p.close_delay.is_zero() {
+            return Answer::ok(());
+        }
+        // A close that waits on its backend, as a flushing handler does.
+        Answer::pending(async move {
+            tokio::time::sleep(self.p.close_delay).await;
+            self.probe.log(format!("closed {}", self.name));
+            Ok(())
+        })
     }
 }
 
