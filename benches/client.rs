@@ -156,7 +156,10 @@ fn check(c: &mut Criterion) {
         eprintln!(
             "client check, cache hit on the {name}, 20 attributes: {allocs} allocations per check"
         );
-        assert_eq!(allocs, 0.0, "a cache hit must not allocate");
+        // The count is process-wide and the in-process server's threads may
+        // allocate now and then (timers, keepalives); an allocating hit
+        // would show at least 1.0.
+        assert!(allocs < 0.01, "a cache hit must not allocate: {allocs}");
     }
     let remote_allocs = counting_alloc::per_call(200, || {
         rt.block_on(remote.check(&bag));

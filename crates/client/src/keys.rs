@@ -97,7 +97,7 @@ impl KeySet {
                 let mut sum = 0u64;
                 let mut count = 0u64;
                 bag.for_each(&mut |id, v| {
-                    let mut h = std::hash::DefaultHasher::new();
+                    let mut h = FxHasher::default();
                     id.as_u32().hash(&mut h);
                     hash_value(v, &mut h);
                     sum = sum.wrapping_add(h.finish());
@@ -106,7 +106,7 @@ impl KeySet {
                 sum ^ count.rotate_left(32)
             }
             KeySet::Parts(parts) => {
-                let mut h = std::hash::DefaultHasher::new();
+                let mut h = FxHasher::default();
                 for p in parts {
                     match p.read(bag) {
                         Some(v) => {
@@ -161,6 +161,46 @@ impl KeySet {
             }
             _ => false,
         }
+    }
+}
+
+/// The multiply-rotate hash of rustc (FxHash): a cache key's hash only
+/// picks a slot, every hit is confirmed by comparing the values, so speed
+/// matters more than resistance to crafted collisions.
+#[derive(Default)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().unwrap_or([0; 8])));
+        }
+        for b in chunks.remainder() {
+            self.add(u64::from(*b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
 }
 

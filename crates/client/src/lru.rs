@@ -1,7 +1,9 @@
 //! A bounded least-recently-used map whose hits allocate nothing.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash};
+
+use crate::keys::FxHasher;
 
 const NIL: u32 = u32::MAX;
 
@@ -15,7 +17,7 @@ struct Node<K, V> {
 /// Nodes live in a slab linked by index, so touching an entry moves two
 /// indices instead of allocating.
 pub(crate) struct Lru<K, V> {
-    map: HashMap<K, u32>,
+    map: HashMap<K, u32, BuildHasherDefault<FxHasher>>,
     nodes: Vec<Node<K, V>>,
     head: u32,
     tail: u32,
@@ -25,7 +27,7 @@ pub(crate) struct Lru<K, V> {
 impl<K: Hash + Eq + Copy, V> Lru<K, V> {
     pub(crate) fn new(capacity: usize) -> Lru<K, V> {
         Lru {
-            map: HashMap::new(),
+            map: HashMap::default(),
             nodes: Vec::new(),
             head: NIL,
             tail: NIL,
