@@ -12,8 +12,9 @@
 //! - redisquota allocations at 1 and 32 concurrent callers against a
 //!   trivial script through the same client at the same concurrency (the
 //!   Redis round-trip limit): the same pool size, round robin, callers and
-//!   key count. The baseline's connections have no response timeout, ours
-//!   do (the handler's per-call timeout), which counts against us. Needs
+//!   key count, redis-rs's default response timeout on both pools; the
+//!   handler also bounds each call by its `callTimeout` (one more timer),
+//!   parses its answer and may fall back on `failurePolicy`. Needs
 //!   `redis-server`; skipped without it.
 
 #[path = "../crates/adapters/tests/support/redis.rs"]
