@@ -11,6 +11,8 @@
 //! | [`config`] | `mixer-config` | manifests, the expression language, loading and validating config |
 //! | [`adapters`] | `mixer-adapters` | templates, the adapter contract and registry, the eight built-in adapters |
 //! | [`dispatch`] | `mixer-dispatch` | compiled snapshots, check/quota/report dispatch, report queues, hot reload, the check cache |
+//! | `server` (feature `grpc`) | `mixer-server` | the gRPC host of the three Generation-1 streams, config watching, monitoring |
+//! | `client` (feature `grpc`) | `mixer-client` | the proxy-side client: delta encoding, check cache, quota prefetch, report batching |
 //!
 //! ```
 //! use mixer::attributes::{Bag, OwnedBag, Value};
@@ -21,6 +23,10 @@
 
 pub use mixer_adapters as adapters;
 pub use mixer_attributes as attributes;
+#[cfg(feature = "grpc")]
+pub use mixer_client as client;
 pub use mixer_config as config;
 pub use mixer_dispatch as dispatch;
 pub use mixer_proto as proto;
+#[cfg(feature = "grpc")]
+pub use mixer_server as server;

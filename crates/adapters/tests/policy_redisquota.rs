@@ -272,11 +272,14 @@ async fn fault_cycle(policy: &str) {
     // Redis comes back (empty): the handler recovers by itself.
     server.restart();
     let mut recovered = false;
-    for _ in 0..50 {
-        if let Ok(r) = ask(h, &inst("q", "b"), 1, false, "").await
+    for attempt in 0..50 {
+        // A fresh key per attempt: Redis may come back between the two
+        // calls of an attempt, leaving that key spent for the next ones.
+        let key = format!("b{attempt}");
+        if let Ok(r) = ask(h, &inst("q", &key), 1, false, "").await
             && r.granted == 1
             && r.status.is_ok()
-            && granted(h, &inst("q", "b"), 1, false).await == 0
+            && granted(h, &inst("q", &key), 1, false).await == 0
         {
             // A second call refused: this answer came from Redis, not the policy.
             recovered = true;

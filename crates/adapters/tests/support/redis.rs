@@ -3,18 +3,28 @@
 //! Where `redis-server` is not installed, [`RedisServer::start`] prints
 //! `SKIPPED: redis-server not installed` and returns `None`, unless
 //! `MIXER_REQUIRE_REDIS=1`, in which case it panics.
+//!
+//! Tests holding a server run one at a time within a test binary: the
+//! exactness and timeout tests hammer Redis with dozens of tasks under
+//! short call timeouts, and several of them at once on two cores made
+//! calls time out, which `failurePolicy: grant` then rightly granted.
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// A running `redis-server`.
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    // Last, so it is released after the server is killed.
+    _serial: MutexGuard<'static, ()>,
 }
+
+static SERIAL: Mutex<()> = Mutex::new(());
 
 fn installed() -> bool {
     Command::new("redis-server")
@@ -50,9 +60,13 @@ impl RedisServer {
             );
             return None;
         }
+        // A test that failed while holding the lock poisons it; the next
+        // one may still run.
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let mut s = RedisServer {
             child: None,
             port: free_port(),
+            _serial: serial,
         };
         s.spawn();
         Some(s)
