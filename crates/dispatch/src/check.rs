@@ -1,21 +1,18 @@
 //! Check: match the request's rules, build their CHECK instances, ask each
 //! (handler, instance) once, merge in rule order.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures_util::FutureExt;
-use futures_util::future::join_all;
-use mixer_adapters::{Answer, Status, Variety};
+use mixer_adapters::{Status, Variety};
 use mixer_attributes::{Bag, ReferencedAttributes};
 use mixer_proto::code;
 
 use crate::cache::Cached;
+use crate::call::call_handlers;
 use crate::dispatcher::{Dispatcher, Inner};
 use crate::request::{Merge, SCRATCH, Seen, matches};
-use crate::slot::panic_message;
 use crate::snapshot::{CompiledRule, Snapshot};
 
 /// The decision of a check.
@@ -79,87 +76,18 @@ impl Dispatcher {
         let (instances, referenced) = SCRATCH
             .with(|cell| build_instances(inner, &snap, bag, &mut cell.borrow_mut(), &mut merge));
 
-        let mut pending = Vec::new();
-        for (seq, h, instance) in &instances {
-            let slot = &snap.handlers[*h as usize];
-            match catch_unwind(AssertUnwindSafe(|| slot.handler.check(instance))) {
-                Ok(Answer::Ready(Ok(r))) => {
-                    slot.stats.check.record(None, false);
-                    merge.answer(
-                        *seq,
-                        &slot.name,
-                        &r.status,
-                        r.valid_duration,
-                        r.valid_use_count,
-                    );
-                }
-                Ok(Answer::Ready(Err(e))) => {
-                    slot.stats.check.record(None, true);
-                    merge.error(*seq, &slot.name, e.code(), e);
-                }
-                Ok(Answer::Pending(f)) => pending.push((*seq, slot, f, Instant::now())),
-                Err(p) => {
-                    slot.stats.check.record(None, true);
-                    slot.stats.panics.fetch_add(1, Ordering::Relaxed);
-                    merge.error(
-                        *seq,
-                        &slot.name,
-                        code::INTERNAL,
-                        format_args!("handler panicked: {}", panic_message(&*p)),
-                    );
-                }
-            }
-        }
-        if !pending.is_empty() {
-            let results = join_all(pending.into_iter().map(|(seq, slot, f, started)| {
-                let limit = inner.options.timeout_of(&slot.name);
-                async move {
-                    let r = tokio::time::timeout(limit, AssertUnwindSafe(f).catch_unwind()).await;
-                    (seq, slot, started, limit, r)
-                }
-            }))
-            .await;
-            for (seq, slot, started, limit, r) in results {
-                match r {
-                    Ok(Ok(Ok(r))) => {
-                        slot.stats.check.record(Some(started), false);
-                        merge.answer(
-                            seq,
-                            &slot.name,
-                            &r.status,
-                            r.valid_duration,
-                            r.valid_use_count,
-                        );
-                    }
-                    Ok(Ok(Err(e))) => {
-                        slot.stats.check.record(Some(started), true);
-                        merge.error(seq, &slot.name, e.code(), e);
-                    }
-                    Ok(Err(p)) => {
-                        slot.stats.check.record(Some(started), true);
-                        slot.stats.panics.fetch_add(1, Ordering::Relaxed);
-                        merge.error(
-                            seq,
-                            &slot.name,
-                            code::INTERNAL,
-                            format_args!("handler panicked: {}", panic_message(&*p)),
-                        );
-                    }
-                    Err(_) => {
-                        slot.stats.check.record(Some(started), true);
-                        merge.error(
-                            seq,
-                            &slot.name,
-                            code::UNAVAILABLE,
-                            format_args!(
-                                "no answer within {}",
-                                mixer_attributes::format_duration(limit)
-                            ),
-                        );
-                    }
-                }
-            }
-        }
+        call_handlers(
+            inner,
+            &snap,
+            &instances,
+            |s| &s.check,
+            |h, i| h.check(i),
+            &mut merge,
+            |merge, seq, name, r| {
+                merge.answer(seq, name, &r.status, r.valid_duration, r.valid_use_count)
+            },
+        )
+        .await;
         let errors = merge.errors;
         let (status, valid_duration, valid_use_count, from_error) = merge.finish(
             inner.options.default_valid_duration,

@@ -74,6 +74,7 @@
 //! ```
 
 mod cache;
+mod call;
 mod check;
 mod dispatcher;
 mod error;

@@ -1,21 +1,18 @@
 //! Quota: find the rules whose QUOTA actions name the requested quota,
 //! build its instance, ask each handler once, merge in rule order.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures_util::FutureExt;
-use futures_util::future::join_all;
 use mixer_adapters::template::QuotaInstance;
-use mixer_adapters::{Answer, QuotaArgs, QuotaResult, Status, Variety};
+use mixer_adapters::{QuotaArgs, QuotaResult, Status, Variety};
 use mixer_attributes::{Bag, ReferencedAttributes};
 use mixer_proto::code;
 
+use crate::call::call_handlers;
 use crate::dispatcher::{Dispatcher, Inner};
 use crate::request::{Merge, SCRATCH, Seen, matches};
-use crate::slot::panic_message;
 use crate::snapshot::Snapshot;
 
 /// One quota a request asks for.
@@ -106,72 +103,21 @@ impl Dispatcher {
             best_effort: request.best_effort,
         };
         let mut granted: Option<i64> = None;
-        let mut take = |merge: &mut Merge, seq: u32, name: &str, r: QuotaResult| {
+        let take = |merge: &mut Merge, seq: u32, name: &str, r: QuotaResult| {
             granted = Some(granted.map_or(r.granted, |g| g.min(r.granted)));
             merge.answer(seq, name, &r.status, r.valid_duration, 0);
         };
-        let mut pending = Vec::new();
-        for (seq, h, instance) in &instances {
-            let slot = &snap.handlers[*h as usize];
-            match catch_unwind(AssertUnwindSafe(|| slot.handler.quota(instance, &args))) {
-                Ok(Answer::Ready(Ok(r))) => {
-                    slot.stats.quota.record(None, false);
-                    take(&mut merge, *seq, &slot.name, r);
-                }
-                Ok(Answer::Ready(Err(e))) => {
-                    slot.stats.quota.record(None, true);
-                    merge.error(*seq, &slot.name, e.code(), e);
-                }
-                Ok(Answer::Pending(f)) => pending.push((*seq, slot, f, Instant::now())),
-                Err(p) => {
-                    slot.stats.quota.record(None, true);
-                    slot.stats.panics.fetch_add(1, Ordering::Relaxed);
-                    merge.error(
-                        *seq,
-                        &slot.name,
-                        code::INTERNAL,
-                        format_args!("handler panicked: {}", panic_message(&*p)),
-                    );
-                }
-            }
-        }
-        if !pending.is_empty() {
-            let results = join_all(pending.into_iter().map(|(seq, slot, f, started)| {
-                let limit = inner.options.timeout_of(&slot.name);
-                async move {
-                    let r = tokio::time::timeout(limit, AssertUnwindSafe(f).catch_unwind()).await;
-                    (seq, slot, started, limit, r)
-                }
-            }))
-            .await;
-            for (seq, slot, started, limit, r) in results {
-                slot.stats
-                    .quota
-                    .record(Some(started), !matches!(r, Ok(Ok(Ok(_)))));
-                match r {
-                    Ok(Ok(Ok(r))) => take(&mut merge, seq, &slot.name, r),
-                    Ok(Ok(Err(e))) => merge.error(seq, &slot.name, e.code(), e),
-                    Ok(Err(p)) => {
-                        slot.stats.panics.fetch_add(1, Ordering::Relaxed);
-                        merge.error(
-                            seq,
-                            &slot.name,
-                            code::INTERNAL,
-                            format_args!("handler panicked: {}", panic_message(&*p)),
-                        )
-                    }
-                    Err(_) => merge.error(
-                        seq,
-                        &slot.name,
-                        code::UNAVAILABLE,
-                        format_args!(
-                            "no answer within {}",
-                            mixer_attributes::format_duration(limit)
-                        ),
-                    ),
-                }
-            }
-        }
+        let args = &args;
+        call_handlers(
+            inner,
+            &snap,
+            &instances,
+            |s| &s.quota,
+            move |h, i| h.quota(i, args),
+            &mut merge,
+            take,
+        )
+        .await;
         let errors = merge.errors;
         let (status, valid_duration, _, from_error) =
             merge.finish(inner.options.default_valid_duration, 0);

@@ -1,0 +1,96 @@
+//! Calling the handlers of one check or quota: what the two share.
+//!
+//! Inline answers are taken at once (nothing spawned or boxed); pending
+//! ones are awaited together, each under its handler's timeout. A handler
+//! error, a panic (inline or while pending) and a timeout each become an
+//! error in the merge that names the handler, so one bad handler fails its
+//! own part of the request, never the server.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use futures_util::FutureExt;
+use futures_util::future::join_all;
+use mixer_adapters::{Answer, Handler};
+use mixer_proto::code;
+
+use crate::dispatcher::Inner;
+use crate::request::Merge;
+use crate::slot::{CallStats, HandlerStats, panic_message};
+use crate::snapshot::Snapshot;
+
+/// Calls `call` for every `(rule order, handler index, instance)` and
+/// hands each success to `take`; failures go into `merge`. `stats` picks
+/// the variety's counters of a handler.
+pub(crate) async fn call_handlers<'a, I, T>(
+    inner: &Inner,
+    snap: &'a Snapshot,
+    instances: &'a [(u32, u32, I)],
+    stats: fn(&HandlerStats) -> &CallStats,
+    call: impl Fn(&'a dyn Handler, &'a I) -> Answer<'a, T>,
+    merge: &mut Merge,
+    mut take: impl FnMut(&mut Merge, u32, &str, T),
+) {
+    let mut pending = Vec::new();
+    for (seq, h, instance) in instances {
+        let slot = &snap.handlers[*h as usize];
+        match catch_unwind(AssertUnwindSafe(|| call(&*slot.handler, instance))) {
+            Ok(Answer::Ready(Ok(r))) => {
+                stats(&slot.stats).record(None, false);
+                take(merge, *seq, &slot.name, r);
+            }
+            Ok(Answer::Ready(Err(e))) => {
+                stats(&slot.stats).record(None, true);
+                merge.error(*seq, &slot.name, e.code(), e);
+            }
+            Ok(Answer::Pending(f)) => pending.push((*seq, slot, f, Instant::now())),
+            Err(p) => {
+                stats(&slot.stats).record(None, true);
+                slot.stats.panics.fetch_add(1, Ordering::Relaxed);
+                merge.error(
+                    *seq,
+                    &slot.name,
+                    code::INTERNAL,
+                    format_args!("handler panicked: {}", panic_message(&*p)),
+                );
+            }
+        }
+    }
+    if pending.is_empty() {
+        return;
+    }
+    let results = join_all(pending.into_iter().map(|(seq, slot, f, started)| {
+        let limit = inner.options.timeout_of(&slot.name);
+        async move {
+            let r = tokio::time::timeout(limit, AssertUnwindSafe(f).catch_unwind()).await;
+            (seq, slot, started, limit, r)
+        }
+    }))
+    .await;
+    for (seq, slot, started, limit, r) in results {
+        stats(&slot.stats).record(Some(started), !matches!(r, Ok(Ok(Ok(_)))));
+        match r {
+            Ok(Ok(Ok(r))) => take(merge, seq, &slot.name, r),
+            Ok(Ok(Err(e))) => merge.error(seq, &slot.name, e.code(), e),
+            Ok(Err(p)) => {
+                slot.stats.panics.fetch_add(1, Ordering::Relaxed);
+                merge.error(
+                    seq,
+                    &slot.name,
+                    code::INTERNAL,
+                    format_args!("handler panicked: {}", panic_message(&*p)),
+                );
+            }
+            Err(_) => merge.error(
+                seq,
+                &slot.name,
+                code::UNAVAILABLE,
+                format_args!(
+                    "no answer within {}",
+                    mixer_attributes::format_duration(limit)
+                ),
+            ),
+        }
+    }
+}
