@@ -169,6 +169,26 @@ impl<'a> Fields<'a> {
         self.typed(key, errs, "a string", |v| v.as_str().map(str::to_string))
     }
 
+    /// A `host:port` address field (not resolved here: resolving is the
+    /// build's side effect), `default` when absent. An address without a
+    /// host or with port 0 is an error naming the field; `default` doubles
+    /// as the example in that message.
+    pub fn host_port(&self, key: &'static str, default: &str, errs: &mut ParamErrors) -> String {
+        let address = self
+            .string(key, errs)
+            .unwrap_or_else(|| default.to_string());
+        let port_ok = address
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0));
+        if !port_ok {
+            errs.push(
+                self.path_of(key),
+                format!("expected host:port such as {default}, got {address:?}"),
+            );
+        }
+        address
+    }
+
     /// A boolean field.
     pub fn bool(&self, key: &'static str, errs: &mut ParamErrors) -> Option<bool> {
         self.typed(key, errs, "true or false", J::as_bool)

@@ -220,43 +220,46 @@ impl CompiledInstance {
                 dimensions,
                 resource_type,
                 resource_dimensions,
-            } => ReportInstance::Metric(MetricInstance {
-                name,
-                value: eval(value, "value", bag, refs)?,
-                dimensions: dims(dimensions, "dimensions", bag, refs)?,
-                monitored_resource_type: string(resource_type, "monitoredResourceType", bag, refs)?,
-                monitored_resource_dimensions: dims(
-                    resource_dimensions,
-                    "monitoredResourceDimensions",
-                    bag,
-                    refs,
-                )?,
-            }),
+            } => {
+                let value = eval(value, "value", bag, refs)?;
+                let dimensions = dims(dimensions, "dimensions", bag, refs)?;
+                let (resource_type, resource_dimensions) =
+                    resource(resource_type, resource_dimensions, bag, refs)?;
+                ReportInstance::Metric(MetricInstance {
+                    name,
+                    value,
+                    dimensions,
+                    monitored_resource_type: resource_type,
+                    monitored_resource_dimensions: resource_dimensions,
+                })
+            }
             Builder::LogEntry {
                 variables,
                 timestamp,
                 severity,
                 resource_type,
                 resource_dimensions,
-            } => ReportInstance::LogEntry(LogEntryInstance {
-                name,
-                variables: dims(variables, "variables", bag, refs)?,
-                timestamp: match timestamp {
+            } => {
+                let variables = dims(variables, "variables", bag, refs)?;
+                let timestamp = match timestamp {
                     Some(e) => match eval(e, "timestamp", bag, refs)? {
                         Value::Timestamp(t) => Some(t),
                         _ => None,
                     },
                     None => None,
-                },
-                severity: string(severity, "severity", bag, refs)?,
-                monitored_resource_type: string(resource_type, "monitoredResourceType", bag, refs)?,
-                monitored_resource_dimensions: dims(
-                    resource_dimensions,
-                    "monitoredResourceDimensions",
-                    bag,
-                    refs,
-                )?,
-            }),
+                };
+                let severity = string(severity, "severity", bag, refs)?;
+                let (resource_type, resource_dimensions) =
+                    resource(resource_type, resource_dimensions, bag, refs)?;
+                ReportInstance::LogEntry(LogEntryInstance {
+                    name,
+                    variables,
+                    timestamp,
+                    severity,
+                    monitored_resource_type: resource_type,
+                    monitored_resource_dimensions: resource_dimensions,
+                })
+            }
             _ => ReportInstance::ReportNothing(ReportNothingInstance { name }),
         })
     }
@@ -277,6 +280,24 @@ fn eval<B: Bag + ?Sized>(
 ) -> Result<Value, FieldFailure> {
     e.eval(bag, refs)
         .map_err(|error| FieldFailure { field, error })
+}
+
+/// The monitored resource fields that metric and logentry share.
+fn resource<B: Bag + ?Sized>(
+    resource_type: &Option<Expression>,
+    resource_dimensions: &Dims,
+    bag: &B,
+    refs: &mut ReferencedAttributes,
+) -> Result<(String, Dimensions), FieldFailure> {
+    Ok((
+        string(resource_type, "monitoredResourceType", bag, refs)?,
+        dims(
+            resource_dimensions,
+            "monitoredResourceDimensions",
+            bag,
+            refs,
+        )?,
+    ))
 }
 
 fn string<B: Bag + ?Sized>(

@@ -41,18 +41,7 @@ impl FluentdParams {
     pub fn parse(params: &Params) -> Result<FluentdParams, Error> {
         let mut errs = ParamErrors::new();
         let root = Fields::root(params.value(), &mut errs);
-        let address = root
-            .string("address", &mut errs)
-            .unwrap_or_else(|| DEFAULT_ADDRESS.to_string());
-        let port_ok = address
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0));
-        if !port_ok {
-            errs.push(
-                root.path_of("address"),
-                format!("expected host:port such as localhost:24224, got {address:?}"),
-            );
-        }
+        let address = root.host_port("address", DEFAULT_ADDRESS, &mut errs);
         let integer_duration = root.bool("integerDuration", &mut errs).unwrap_or(false);
         let size =
             |key: &'static str, default: usize, max: usize, errs: &mut ParamErrors| match root

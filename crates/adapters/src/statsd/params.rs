@@ -59,18 +59,7 @@ impl StatsdParams {
     pub fn parse(params: &Params) -> Result<StatsdParams, Error> {
         let mut errs = ParamErrors::new();
         let root = Fields::root(params.value(), &mut errs);
-        let address = root
-            .string("address", &mut errs)
-            .unwrap_or_else(|| DEFAULT_ADDRESS.to_string());
-        let port_ok = address
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0));
-        if !port_ok {
-            errs.push(
-                root.path_of("address"),
-                format!("expected host:port such as localhost:8125, got {address:?}"),
-            );
-        }
+        let address = root.host_port("address", DEFAULT_ADDRESS, &mut errs);
         let prefix = root.string("prefix", &mut errs).unwrap_or_default();
         let flush_duration = match root.duration("flushDuration", &mut errs) {
             Some(d) if d.is_zero() => {
