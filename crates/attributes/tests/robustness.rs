@@ -47,6 +47,18 @@ fn seconds_nanos() -> impl Strategy<Value = (i64, i32)> {
     ]
 }
 
+fn timestamp() -> BoxedStrategy<prost_types::Timestamp> {
+    seconds_nanos()
+        .prop_map(|(seconds, nanos)| prost_types::Timestamp { seconds, nanos })
+        .boxed()
+}
+
+fn duration() -> BoxedStrategy<prost_types::Duration> {
+    seconds_nanos()
+        .prop_map(|(seconds, nanos)| prost_types::Duration { seconds, nanos })
+        .boxed()
+}
+
 fn small<T: std::fmt::Debug + Clone + 'static>(
     s: BoxedStrategy<T>,
 ) -> impl Strategy<Value = HashMap<i32, T>> {
@@ -69,16 +81,8 @@ fn attributes() -> impl Strategy<Value = Attributes> {
             small(any::<bool>().boxed()),
         ),
         (
-            small(
-                seconds_nanos()
-                    .prop_map(|(seconds, nanos)| prost_types::Timestamp { seconds, nanos })
-                    .boxed(),
-            ),
-            small(
-                seconds_nanos()
-                    .prop_map(|(seconds, nanos)| prost_types::Duration { seconds, nanos })
-                    .boxed(),
-            ),
+            small(timestamp()),
+            small(duration()),
             small(vec(any::<u8>(), 0..14).boxed()),
             small(
                 hash_map(index(), text(), 0..3)
@@ -87,18 +91,7 @@ fn attributes() -> impl Strategy<Value = Attributes> {
             ),
         ),
         prop_oneof![3 => Just(Vec::new()), 1 => vec(index(), 1..3)],
-        (
-            small(
-                seconds_nanos()
-                    .prop_map(|(seconds, nanos)| prost_types::Timestamp { seconds, nanos })
-                    .boxed(),
-            ),
-            small(
-                seconds_nanos()
-                    .prop_map(|(seconds, nanos)| prost_types::Duration { seconds, nanos })
-                    .boxed(),
-            ),
-        ),
+        (small(timestamp()), small(duration())),
     )
         .prop_map(
             |(

@@ -16,12 +16,8 @@ fn problems(yaml: &str) -> Vec<String> {
     err.problems().iter().map(ToString::to_string).collect()
 }
 
-// The same bad param in a `kind: handler` document (params under
-// `spec.params`) and in the older `kind: memquota` (params are `spec`):
-// each located at the field's own line.
-#[tokio::test]
-async fn handler_params_problems_name_line_object_and_field() {
-    let yaml = "\
+/// A `kind: handler` document whose `maxAmount` (line 9) is out of range.
+const BAD_HANDLER: &str = "\
 apiVersion: config.istio.io/v1alpha2
 kind: handler
 metadata: {name: q, namespace: istio-system}
@@ -32,6 +28,15 @@ spec:
     - name: rq.instance.istio-system
       maxAmount: -1
       validDuration: 1s
+";
+
+// The same bad param in a `kind: handler` document (params under
+// `spec.params`) and in the older `kind: memquota` (params are `spec`):
+// each located at the field's own line.
+#[tokio::test]
+async fn handler_params_problems_name_line_object_and_field() {
+    let yaml = BAD_HANDLER.to_string()
+        + "\
 ---
 apiVersion: config.istio.io/v1alpha2
 kind: memquota
@@ -44,7 +49,7 @@ spec:
 ";
     // Handlers are checked in name order.
     assert_eq!(
-        problems(yaml),
+        problems(&yaml),
         [
             "quota.yaml:18: handler 'old.memquota.istio-system' field \
              quotas[0].maxAmount: must be >= 0, got -1",
@@ -58,17 +63,8 @@ spec:
 // params only once the rule is fixed.
 #[tokio::test]
 async fn one_load_reports_validation_and_params_problems() {
-    let yaml = "\
-apiVersion: config.istio.io/v1alpha2
-kind: handler
-metadata: {name: q, namespace: istio-system}
-spec:
-  compiledAdapter: memquota
-  params:
-    quotas:
-    - name: rq.instance.istio-system
-      maxAmount: -1
-      validDuration: 1s
+    let yaml = BAD_HANDLER.to_string()
+        + "\
 ---
 apiVersion: config.istio.io/v1alpha2
 kind: instance
@@ -88,7 +84,7 @@ spec:
     instances: [rq]
 ";
     assert_eq!(
-        problems(yaml),
+        problems(&yaml),
         [
             "quota.yaml:26: rule 'limits.rule.istio-system' field \
              actions[1].handler: handler 'missing' not found \
