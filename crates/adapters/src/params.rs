@@ -343,6 +343,17 @@ pub fn as_int(v: &J) -> Option<i64> {
     }
 }
 
+/// The texts of a failed parse's field errors: what the adapters' tests
+/// compare.
+#[cfg(test)]
+pub(crate) fn error_texts<T: std::fmt::Debug>(r: Result<T, Error>) -> Vec<String> {
+    r.unwrap_err()
+        .field_errors()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
 /// A value for messages: strings quoted, short scalars shown, the rest by
 /// kind.
 pub fn describe(v: &J) -> String {
