@@ -191,55 +191,33 @@ fn mixc_calls_mixs_with_typed_attributes() {
 
     // Quota: the reviews service called by an unknown source gets 50/s.
     let reviews = "destination.service=reviews.default.svc.cluster.local";
-    let out = mixc(&[
-        "quota",
-        "-s",
-        &addr,
-        "--quota",
-        "requestquota",
-        "--amount",
-        "60",
-        "--string_attributes",
-        reviews,
-        "--json",
-    ]);
+    // 60 units of `requestquota` for reviews, with the extra flags given.
+    let quota60 = |extra: &[&str]| {
+        let mut args = vec![
+            "quota",
+            "-s",
+            &addr,
+            "--quota",
+            "requestquota",
+            "--amount",
+            "60",
+            "--string_attributes",
+            reviews,
+        ];
+        args.extend_from_slice(extra);
+        mixc(&args)
+    };
+    let out = quota60(&["--json"]);
     let v = &json_lines(&out)[0];
     assert_eq!(v["status"], "RESOURCE_EXHAUSTED", "{v}");
     assert_eq!(v["granted"], 0);
-    let out = mixc(&[
-        "quota",
-        "-s",
-        &addr,
-        "--quota",
-        "requestquota",
-        "--amount",
-        "60",
-        "--best_effort",
-        "--dedup_id",
-        "mixc-test-1",
-        "--string_attributes",
-        reviews,
-    ]);
+    let out = quota60(&["--best_effort", "--dedup_id", "mixc-test-1"]);
     let text = stdout(&out);
     assert!(
         text.starts_with("quota 1: OK, granted 50, valid for"),
         "{text}"
     );
-    let out = mixc(&[
-        "quota",
-        "-s",
-        &addr,
-        "--quota",
-        "requestquota",
-        "--amount",
-        "60",
-        "--best_effort",
-        "--dedup_id",
-        "mixc-test-1",
-        "--string_attributes",
-        reviews,
-        "--json",
-    ]);
+    let out = quota60(&["--best_effort", "--dedup_id", "mixc-test-1", "--json"]);
     assert_eq!(
         json_lines(&out)[0]["granted"],
         50,
