@@ -83,7 +83,7 @@ impl Dictionary {
                 });
             }
             let id = Interner::global()
-                .try_intern(name)
+                .try_intern_from_peer(name)
                 .map_err(|source| Error::InternerFull { index, source })?;
             let slot = d.entries.len() as u32 + 1;
             match usize::try_from(index) {

@@ -14,7 +14,9 @@ use parking_lot::RwLock;
 /// The default bound on distinct names in the process-wide table.
 ///
 /// Streams intern every name their dictionary carries, so without a bound a
-/// client sending ever-new names would grow the table forever.
+/// client sending ever-new names would grow the table forever. Names from
+/// streams may fill only part of it (see [`Interner::try_intern_from_peer`]),
+/// so that peers cannot use up the ids a config reload needs.
 pub const DEFAULT_MAX_NAMES: usize = 65_536;
 
 /// A small integer standing for one attribute name.
@@ -124,12 +126,38 @@ impl Interner {
         self.table.read().ids.get(name).copied()
     }
 
-    /// The id of `name`, giving it one if it has none yet.
+    /// The id of `name`, giving it one if it has none yet. For trusted
+    /// sources (config, the embedding host): a new name may take any id up to
+    /// the table's limit.
     pub fn try_intern(&self, name: &str) -> Result<AttrId, InternerFull> {
+        let limit = *self.limit.read();
+        self.intern_within(name, limit)
+    }
+
+    /// The id of `name` for a name that arrived from a peer (a stream's
+    /// dictionary): a new name is refused once the table holds
+    /// [`Interner::peer_limit`] names, three quarters of its limit.
+    ///
+    /// Ids are never freed, so without this share a client sending ever-new
+    /// names could fill the table, and every later config reload that
+    /// introduces a name would then fail. Names already interned (the
+    /// vocabulary, names that config uses) are found whatever the fill.
+    pub fn try_intern_from_peer(&self, name: &str) -> Result<AttrId, InternerFull> {
+        self.intern_within(name, self.peer_limit())
+    }
+
+    /// How many names the table may hold before names from peers are
+    /// refused: three quarters of the limit; the last quarter is kept for
+    /// trusted sources.
+    pub fn peer_limit(&self) -> usize {
+        let limit = *self.limit.read();
+        limit - limit / 4
+    }
+
+    fn intern_within(&self, name: &str, limit: usize) -> Result<AttrId, InternerFull> {
         if let Some(id) = self.get(name) {
             return Ok(id);
         }
-        let limit = *self.limit.read();
         let mut t = self.table.write();
         if let Some(id) = t.ids.get(name) {
             return Ok(*id);
@@ -197,5 +225,28 @@ mod tests {
             err.to_string(),
             "too many distinct attribute names: the limit is 2 (name 'c' refused)"
         );
+    }
+
+    // Peers that fill their share cannot take the ids config needs, and
+    // still find names already interned.
+    #[test]
+    fn peers_get_three_quarters() {
+        let t = Interner::with_limit(8);
+        assert_eq!(t.peer_limit(), 6);
+        t.try_intern("config.name").unwrap();
+        for i in 0..5 {
+            t.try_intern_from_peer(&format!("peer.{i}")).unwrap();
+        }
+        let err = t.try_intern_from_peer("peer.5").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "too many distinct attribute names: the limit is 6 (name 'peer.5' refused)"
+        );
+        assert_eq!(t.try_intern_from_peer("config.name").unwrap().as_u32(), 0);
+        assert_eq!(t.try_intern_from_peer("peer.4").unwrap().as_u32(), 5);
+        t.try_intern("config.reload.a").unwrap();
+        t.try_intern("config.reload.b").unwrap();
+        assert!(t.try_intern("config.reload.c").is_err());
+        assert_eq!(t.len(), 8);
     }
 }
