@@ -1,6 +1,7 @@
 //! The [`Bag`] abstraction: what the expression evaluator and adapters read.
 
 use crate::intern::AttrId;
+use crate::slots::Slots;
 use crate::value::{Value, ValueRef};
 
 /// A read-only set of attributes, looked up by interned id.
@@ -32,11 +33,12 @@ impl<B: Bag + ?Sized> Bag for &B {
     }
 }
 
-/// A bag that owns its values, indexed densely by id. Handy for tests, tools
+/// A bag that owns its values, indexed by id (densely for low ids, see
+/// [`crate::DENSE_IDS`]). Handy for tests, tools
 /// and hosts that build attributes themselves (an embedding proxy).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OwnedBag {
-    values: Vec<Option<Value>>,
+    values: Slots,
     len: usize,
 }
 
@@ -48,11 +50,7 @@ impl OwnedBag {
 
     /// Sets attribute `id`, returning the previous value.
     pub fn set(&mut self, id: AttrId, value: Value) -> Option<Value> {
-        let i = id.index();
-        if i >= self.values.len() {
-            self.values.resize(i + 1, None);
-        }
-        let old = self.values[i].replace(value);
+        let old = self.values.slot(id).replace(value);
         if old.is_none() {
             self.len += 1;
         }
@@ -67,7 +65,7 @@ impl OwnedBag {
 
     /// Removes attribute `id`.
     pub fn remove(&mut self, id: AttrId) -> Option<Value> {
-        let old = self.values.get_mut(id.index()).and_then(Option::take);
+        let old = self.values.remove(id);
         if old.is_some() {
             self.len -= 1;
         }
@@ -76,7 +74,7 @@ impl OwnedBag {
 
     /// Empties the bag, keeping its storage.
     pub fn clear(&mut self) {
-        self.values.iter_mut().for_each(|v| *v = None);
+        self.values.clear();
         self.len = 0;
     }
 
@@ -92,10 +90,7 @@ impl OwnedBag {
 
     /// Present attributes in id order.
     pub fn iter(&self) -> impl Iterator<Item = (AttrId, &Value)> + '_ {
-        self.values
-            .iter()
-            .enumerate()
-            .filter_map(|(i, v)| v.as_ref().map(|v| (AttrId::from_index(i), v)))
+        self.values.iter()
     }
 
     /// A copy of any bag.
@@ -111,7 +106,7 @@ impl OwnedBag {
 impl Bag for OwnedBag {
     #[inline]
     fn get(&self, id: AttrId) -> Option<ValueRef<'_>> {
-        self.values.get(id.index())?.as_ref().map(Value::as_ref)
+        self.values.get(id).map(Value::as_ref)
     }
 
     fn for_each(&self, f: &mut dyn FnMut(AttrId, ValueRef<'_>)) {

@@ -4,18 +4,20 @@ use std::sync::Arc;
 
 use crate::bag::{Bag, OwnedBag};
 use crate::intern::AttrId;
+use crate::slots::Slots;
 use crate::value::{StringMap, Value, ValueRef};
 
 /// The attributes of one `attribute_context` of a stream, as the deltas
 /// applied so far leave them.
 ///
-/// Values are stored densely by [`AttrId`], so [`Bag::get`] is one bounds
-/// check and one load. Overwriting a string, bytes or map value reuses the
+/// Values are stored by [`AttrId`], densely for the ids the vocabulary and
+/// config get (see [`crate::DENSE_IDS`]), so [`Bag::get`] is usually one
+/// bounds check and one load. Overwriting a string, bytes or map value reuses the
 /// storage already held, so a steady-state update allocates only when a
 /// value outgrows its predecessor.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Context {
-    values: Vec<Option<Value>>,
+    values: Slots,
     len: usize,
 }
 
@@ -33,15 +35,12 @@ impl Context {
     /// True when attribute `id` is present.
     #[inline]
     pub fn contains(&self, id: AttrId) -> bool {
-        matches!(self.values.get(id.index()), Some(Some(_)))
+        self.values.get(id).is_some()
     }
 
     /// Present attributes in id order.
     pub fn iter(&self) -> impl Iterator<Item = (AttrId, ValueRef<'_>)> + '_ {
-        self.values
-            .iter()
-            .enumerate()
-            .filter_map(|(i, v)| v.as_ref().map(|v| (AttrId::from_index(i), v.as_ref())))
+        self.values.iter().map(|(id, v)| (id, v.as_ref()))
     }
 
     /// An owned copy of the attributes.
@@ -51,26 +50,20 @@ impl Context {
 
     pub(crate) fn clear(&mut self) {
         if self.len > 0 {
-            self.values.iter_mut().for_each(|v| *v = None);
+            self.values.clear();
             self.len = 0;
         }
     }
 
     pub(crate) fn remove(&mut self, id: AttrId) {
-        if let Some(slot) = self.values.get_mut(id.index())
-            && slot.take().is_some()
-        {
+        if self.values.remove(id).is_some() {
             self.len -= 1;
         }
     }
 
     #[inline]
     fn slot(&mut self, id: AttrId) -> &mut Option<Value> {
-        let i = id.index();
-        if i >= self.values.len() {
-            self.values.resize(i + 1, None);
-        }
-        &mut self.values[i]
+        self.values.slot(id)
     }
 
     /// Sets a scalar value (nothing to reuse).
@@ -117,15 +110,14 @@ impl Context {
     /// The map of attribute `id`, created empty (replacing a value of another
     /// type) if needed, to merge keys into.
     pub(crate) fn map_mut(&mut self, id: AttrId) -> &mut StringMap {
-        let slot = self.slot(id);
-        let added = slot.is_none();
+        let slot = self.values.slot(id);
+        if slot.is_none() {
+            self.len += 1;
+        }
         if !matches!(slot, Some(Value::StringMap(_))) {
             *slot = Some(Value::StringMap(StringMap::new()));
         }
-        if added {
-            self.len += 1;
-        }
-        match &mut self.values[id.index()] {
+        match slot {
             Some(Value::StringMap(m)) => m,
             _ => unreachable!("just set to a map"),
         }
@@ -148,7 +140,7 @@ pub(crate) fn merge_key(m: &mut StringMap, key: &Arc<str>, value: &str) {
 impl Bag for Context {
     #[inline]
     fn get(&self, id: AttrId) -> Option<ValueRef<'_>> {
-        self.values.get(id.index())?.as_ref().map(Value::as_ref)
+        self.values.get(id).map(Value::as_ref)
     }
 
     fn for_each(&self, f: &mut dyn FnMut(AttrId, ValueRef<'_>)) {

@@ -25,10 +25,10 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// `max_contexts * max_attributes_per_context` values of at most
 /// `max_value_bytes` each (a string map holds at most one value per
 /// dictionary word, each of at most `max_value_bytes`). Values are stored
-/// densely by [`crate::AttrId`], so each context also holds one 32-byte slot
-/// per id up to the highest id it has seen: ids are process-wide and bounded
-/// by the interner ([`crate::DEFAULT_MAX_NAMES`]), so at worst 2 MiB per
-/// context; with the standard vocabulary, a few KiB.
+/// by [`crate::AttrId`]: each context holds one 32-byte slot per low id up
+/// to the highest low id it has seen (at most [`crate::DENSE_IDS`], so
+/// 32 KiB; with the standard vocabulary, a few KiB), and one entry per
+/// attribute present with a higher id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Attribute contexts a stream may create (default 64: a proxy is
