@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use mixer_attributes::{Bag, ReferencedAttributes};
 use mixer_proto::code;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 use crate::clock::Clock;
-use crate::keys::{KeyPart, KeySet, StoredKey};
+use crate::hash::KeyHasher;
+use crate::keys::{KeyPart, KeySet, with_scratch};
 use crate::lru::Lru;
 use crate::status::{CheckResult, Source, Status};
 
@@ -55,20 +56,40 @@ impl CacheKeys {
 }
 
 struct Entry {
-    stored: StoredKey,
+    /// The key's encoding, compared on every hit.
+    stored: Box<[u8]>,
     status: Status,
     expires: Instant,
     /// `u32::MAX`: unlimited.
     uses_left: u32,
 }
 
-struct Inner {
-    lru: Lru<(u32, u64), Entry>,
-    sets: Vec<KeySet>,
+/// Which key set (its index), and the hash of the key's encoding.
+type Slot = (u32, u64);
+
+/// The key sets lookups try.
+enum Sets {
+    Disabled,
+    /// Whole request or configured attributes: one set, fixed.
+    Fixed(KeySet),
+    /// Learned from referenced attributes, at most [`MAX_LEARNED_KEY_SETS`].
+    Learned(RwLock<Vec<KeySet>>),
 }
+
+/// Caches smaller than this are one LRU; larger ones are sharded, with at
+/// least half of this per shard.
+const MIN_SHARDED: usize = 1024;
+const MAX_SHARDS: usize = 16;
 
 /// A bounded LRU of check answers, expiring by the server's valid duration
 /// and by use count.
+///
+/// A lookup encodes the request's key attributes into a reusable buffer in
+/// one pass, hashes the bytes with a random-keyed hash, and confirms a hit
+/// by comparing them with the stored bytes. Caches of 1,024 entries or more
+/// are split into up to 16 shards by hash, each its own LRU under its own
+/// lock, so that concurrent checks rarely wait on each other; least
+/// recently used is then decided per shard.
 ///
 /// Both allows and denials are cached; an answer with a zero expiration,
 /// and any transport failure or server-side error (`INTERNAL`,
@@ -101,7 +122,9 @@ struct Inner {
 pub struct CheckCache {
     keys: CacheKeys,
     clock: Arc<dyn Clock>,
-    inner: Mutex<Inner>,
+    sets: Sets,
+    hasher: KeyHasher,
+    shards: Box<[Mutex<Lru<Slot, Entry>>]>,
 }
 
 impl std::fmt::Debug for CheckCache {
@@ -117,17 +140,28 @@ impl CheckCache {
     /// A cache of at most `capacity` answers keyed on `keys`.
     pub fn new(keys: CacheKeys, capacity: usize, clock: Arc<dyn Clock>) -> CheckCache {
         let sets = match &keys {
-            CacheKeys::WholeBag => vec![KeySet::WholeBag],
-            CacheKeys::Attributes(parts) => vec![KeySet::Parts(parts.clone())],
-            CacheKeys::Disabled | CacheKeys::Learned => Vec::new(),
+            CacheKeys::Disabled => Sets::Disabled,
+            CacheKeys::WholeBag => Sets::Fixed(KeySet::WholeBag),
+            CacheKeys::Attributes(parts) => Sets::Fixed(KeySet::Parts(parts.clone())),
+            CacheKeys::Learned => Sets::Learned(RwLock::new(Vec::new())),
         };
+        let capacity = capacity.max(1);
+        let n = if capacity < MIN_SHARDED {
+            1
+        } else {
+            let most = (capacity / (MIN_SHARDED / 2)).min(MAX_SHARDS);
+            1 << most.ilog2()
+        };
+        // Shard capacities add up to `capacity` exactly.
+        let shards = (0..n)
+            .map(|i| Mutex::new(Lru::new(capacity / n + usize::from(i < capacity % n))))
+            .collect();
         CheckCache {
             keys,
             clock,
-            inner: Mutex::new(Inner {
-                lru: Lru::new(capacity),
-                sets,
-            }),
+            sets,
+            hasher: KeyHasher::random(),
+            shards,
         }
     }
 
@@ -138,7 +172,7 @@ impl CheckCache {
 
     /// Answers cached now (expired ones included until looked up or evicted).
     pub fn len(&self) -> usize {
-        self.inner.lock().lru.len()
+        self.shards.iter().map(|s| s.lock().len()).sum()
     }
 
     /// True when nothing is cached.
@@ -148,50 +182,75 @@ impl CheckCache {
 
     /// Forgets every answer.
     pub fn clear(&self) {
-        self.inner.lock().lru.clear();
+        for s in self.shards.iter() {
+            s.lock().clear();
+        }
     }
 
     /// The cached answer for `bag`, if one is valid; counts one use of it.
     pub fn lookup<B: Bag + ?Sized>(&self, bag: &B) -> Option<CheckResult> {
-        let now = self.clock.now();
-        let mut inner = self.inner.lock();
-        let Inner { lru, sets } = &mut *inner;
-        for (i, set) in sets.iter().enumerate() {
-            let key = (i as u32, set.hash(bag));
-            let Some(entry) = lru.get_mut(&key) else {
-                continue;
-            };
-            if !set.matches(&entry.stored, bag) {
-                continue;
-            }
-            if entry.expires <= now || entry.uses_left == 0 {
-                lru.remove(&key);
-                continue;
-            }
-            let result = CheckResult {
-                status: entry.status.clone(),
-                expiration: entry.expires - now,
-                source: Source::Cache,
-            };
-            if entry.uses_left != u32::MAX {
-                entry.uses_left -= 1;
-                if entry.uses_left == 0 {
-                    lru.remove(&key);
+        match &self.sets {
+            Sets::Disabled => None,
+            Sets::Fixed(set) => with_scratch(|s| {
+                set.encode(bag, s);
+                self.probe(0, &s.key)
+            }),
+            Sets::Learned(sets) => {
+                let sets = sets.read();
+                if sets.is_empty() {
+                    return None;
                 }
+                with_scratch(|s| {
+                    sets.iter().enumerate().find_map(|(i, set)| {
+                        set.encode(bag, s);
+                        self.probe(i as u32, &s.key)
+                    })
+                })
             }
-            return Some(result);
         }
-        None
+    }
+
+    fn shard(&self, hash: u64) -> &Mutex<Lru<Slot, Entry>> {
+        // The high bits: the shard's map hashes the whole slot again.
+        &self.shards[(hash >> 40) as usize % self.shards.len()]
+    }
+
+    /// The answer stored under `key` of set `set`: one map probe (which
+    /// also marks the entry used), one comparison of bytes.
+    fn probe(&self, set: u32, key: &[u8]) -> Option<CheckResult> {
+        let hash = self.hasher.hash(key);
+        let slot = (set, hash);
+        let mut lru = self.shard(hash).lock();
+        let entry = lru.get_mut(&slot)?;
+        if *entry.stored != *key {
+            return None;
+        }
+        let now = self.clock.now();
+        if entry.expires <= now || entry.uses_left == 0 {
+            lru.remove(&slot);
+            return None;
+        }
+        let result = CheckResult {
+            status: entry.status.clone(),
+            expiration: entry.expires - now,
+            source: Source::Cache,
+        };
+        if entry.uses_left != u32::MAX {
+            entry.uses_left -= 1;
+            if entry.uses_left == 0 {
+                lru.remove(&slot);
+            }
+        }
+        Some(result)
     }
 
     /// Caches the server's `result` for `bag` under the configured keys
     /// (no-op for [`CacheKeys::Learned`] and [`CacheKeys::Disabled`]).
     /// `use_count` bounds how many lookups may reuse it (`None`: unlimited).
     pub fn insert<B: Bag + ?Sized>(&self, bag: &B, result: &CheckResult, use_count: Option<u32>) {
-        if matches!(self.keys, CacheKeys::Learned | CacheKeys::Disabled) {
-            return;
+        if let Sets::Fixed(set) = &self.sets {
+            self.store(0, set, bag, &result.status, result.expiration, use_count);
         }
-        self.store(0, bag, &result.status, result.expiration, use_count);
     }
 
     /// Caches a decision keyed on the attributes it referenced (what the
@@ -205,50 +264,63 @@ impl CheckCache {
         valid_duration: Duration,
         valid_use_count: i32,
     ) {
-        if self.keys != CacheKeys::Learned {
+        let Sets::Learned(sets) = &self.sets else {
+            return;
+        };
+        let uses = u32::try_from(valid_use_count).ok().filter(|u| *u > 0);
+        if !worth_storing(status, valid_duration, uses) {
             return;
         }
         let set = KeySet::from_referenced(referenced);
-        let index = {
-            let mut inner = self.inner.lock();
-            match inner.sets.iter().position(|s| *s == set) {
-                Some(i) => i,
-                None if inner.sets.len() < MAX_LEARNED_KEY_SETS => {
-                    inner.sets.push(set);
-                    inner.sets.len() - 1
-                }
-                None => return,
+        let known = sets.read();
+        if let Some(i) = known.iter().position(|s| *s == set) {
+            self.store(i as u32, &known[i], bag, status, valid_duration, uses);
+            return;
+        }
+        drop(known);
+        let mut known = sets.write();
+        // Another thread may have learned it meanwhile.
+        let i = match known.iter().position(|s| *s == set) {
+            Some(i) => i,
+            None if known.len() < MAX_LEARNED_KEY_SETS => {
+                known.push(set);
+                known.len() - 1
             }
+            None => return,
         };
-        let uses = u32::try_from(valid_use_count).ok().filter(|u| *u > 0);
-        self.store(index, bag, status, valid_duration, uses);
+        let known = RwLockWriteGuard::downgrade(known);
+        self.store(i as u32, &known[i], bag, status, valid_duration, uses);
     }
 
     fn store<B: Bag + ?Sized>(
         &self,
-        set: usize,
+        index: u32,
+        set: &KeySet,
         bag: &B,
         status: &Status,
         valid: Duration,
         uses: Option<u32>,
     ) {
-        if valid.is_zero() || !cacheable(status.code) || uses == Some(0) {
+        if !worth_storing(status, valid, uses) {
             return;
         }
         let now = self.clock.now();
-        let mut inner = self.inner.lock();
-        let Some(keys) = inner.sets.get(set) else {
-            return;
-        };
-        let key = (set as u32, keys.hash(bag));
-        let entry = Entry {
-            stored: keys.store(bag),
-            status: status.clone(),
-            expires: now + valid,
-            uses_left: uses.unwrap_or(u32::MAX),
-        };
-        inner.lru.insert(key, entry);
+        with_scratch(|s| {
+            set.encode(bag, s);
+            let hash = self.hasher.hash(&s.key);
+            let entry = Entry {
+                stored: s.key.as_slice().into(),
+                status: status.clone(),
+                expires: now + valid,
+                uses_left: uses.unwrap_or(u32::MAX),
+            };
+            self.shard(hash).lock().insert((index, hash), entry);
+        });
     }
+}
+
+fn worth_storing(status: &Status, valid: Duration, uses: Option<u32>) -> bool {
+    !valid.is_zero() && cacheable(status.code) && uses != Some(0)
 }
 
 /// Answers about the request, not about the server's health.
@@ -320,6 +392,29 @@ mod tests {
         assert_eq!(cache.len(), 3);
         assert!(cache.lookup(&bag("a", 9)).is_some());
         assert!(cache.lookup(&bag("a", 0)).is_none());
+    }
+
+    #[test]
+    fn sharded_cache_stays_within_capacity_and_finds_its_entries() {
+        let cache = CheckCache::new(CacheKeys::WholeBag, 10_000, Arc::new(ManualClock::new()));
+        assert_eq!(cache.shards.len(), 16);
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let cache = &cache;
+                s.spawn(move || {
+                    for i in 0..5_000 {
+                        let b = bag(&format!("t{t}"), i);
+                        cache.insert(&b, &result(0, 10), None);
+                        assert!(cache.lookup(&b).is_some());
+                    }
+                });
+            }
+        });
+        // 20,000 inserted, about 1,250 per shard of 625.
+        assert_eq!(cache.len(), 10_000);
+        assert!(cache.lookup(&bag("t3", 4_999)).is_some());
+        let small = CheckCache::new(CacheKeys::WholeBag, 1_000, Arc::new(ManualClock::new()));
+        assert_eq!(small.shards.len(), 1, "small caches keep one exact LRU");
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! buffer and the failure policy.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -16,7 +15,8 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::cache::CheckCache;
 use crate::error::Error;
-use crate::keys::KeySet;
+use crate::hash::KeyHasher;
+use crate::keys::{KeySet, with_scratch};
 use crate::options::{FailPolicy, Options};
 use crate::prefetch::Prefetch;
 use crate::stats::{Counters, Statistics, bump};
@@ -75,6 +75,7 @@ struct Inner {
     report: Transport<ReportMethod>,
     cache: CheckCache,
     quota_keys: KeySet,
+    quota_hasher: KeyHasher,
     pools: Mutex<HashMap<u64, Arc<Mutex<Pool>>>>,
     reports: Mutex<ReportBuffer>,
     report_wake: Arc<Notify>,
@@ -121,6 +122,7 @@ impl Client {
             report: Transport::new(channel, topts),
             cache,
             quota_keys: KeySet::Parts(options.quota.keys.clone()),
+            quota_hasher: KeyHasher::random(),
             pools: Mutex::new(HashMap::new()),
             reports: Mutex::new(ReportBuffer {
                 bags: VecDeque::new(),
@@ -237,10 +239,12 @@ impl Client {
                 .await;
         }
         let key = {
-            let mut h = std::hash::DefaultHasher::new();
-            quota.hash(&mut h);
-            inner.quota_keys.hash(bag).hash(&mut h);
-            h.finish()
+            // The key's encoding is self-delimited, so the name can follow.
+            with_scratch(|s| {
+                inner.quota_keys.encode(bag, s);
+                s.key.extend_from_slice(quota.as_bytes());
+                inner.quota_hasher.hash(&s.key)
+            })
         };
         let pool = inner.pool(key, quota);
         let now = inner.options.clock.now();

@@ -1,10 +1,11 @@
 //! Cache keys: which attributes (and which string-map keys) decide whether
 //! two requests get the same answer.
 
-use std::hash::{Hash, Hasher};
+use std::cell::RefCell;
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use mixer_attributes::{AttrId, Bag, OwnedBag, ReferencedAttributes, Value, ValueRef};
+use mixer_attributes::{AttrId, Bag, ReferencedAttributes, ValueRef};
 
 use crate::error::Error;
 
@@ -62,11 +63,60 @@ pub(crate) enum KeySet {
     Parts(Vec<KeyPart>),
 }
 
-/// The values a cached answer was stored under.
-#[derive(Debug)]
-pub(crate) enum StoredKey {
-    WholeBag(OwnedBag),
-    Parts(Vec<Option<Value>>),
+/// Buffers a key is encoded into, reused from call to call so that a
+/// lookup allocates nothing once they have grown to a request's size.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    /// The encoded key.
+    pub(crate) key: Vec<u8>,
+    ids: Vec<AttrId>,
+}
+
+impl Scratch {
+    /// Past these sizes a buffer is dropped after use rather than kept
+    /// for the thread's next request.
+    const MAX_KEPT_BYTES: usize = 64 * 1024;
+    const MAX_KEPT_IDS: usize = 4096;
+
+    const fn new() -> Scratch {
+        Scratch {
+            key: Vec::new(),
+            ids: Vec::new(),
+        }
+    }
+
+    fn trim(&mut self) {
+        if self.key.capacity() > Self::MAX_KEPT_BYTES {
+            self.key = Vec::new();
+        }
+        if self.ids.capacity() > Self::MAX_KEPT_IDS {
+            self.ids = Vec::new();
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch::new()) };
+}
+
+/// Runs `f` with this thread's scratch buffers, or with fresh ones when
+/// they are in use (a bag calling back into the cache) or gone (thread
+/// exit).
+pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    let mut f = Some(f);
+    let done = SCRATCH.try_with(|cell| {
+        let mut s = cell.try_borrow_mut().ok()?;
+        let r = f.take().map(|f| f(&mut s));
+        s.trim();
+        r
+    });
+    if let Ok(Some(r)) = done {
+        return r;
+    }
+    match f.take() {
+        Some(f) => f(&mut Scratch::new()),
+        None => unreachable!("`f` is taken only when it ran"),
+    }
 }
 
 impl KeySet {
@@ -89,154 +139,129 @@ impl KeySet {
         KeySet::Parts(parts)
     }
 
-    /// A hash of what `bag` holds under this set; allocation-free.
-    pub(crate) fn hash<B: Bag + ?Sized>(&self, bag: &B) -> u64 {
+    /// Encodes what `bag` holds under this set into `scratch.key`, in one
+    /// pass over the bag: two bags get the same bytes exactly when they
+    /// hold the same values under the set (semantic strings as strings,
+    /// doubles by their bits), so a stored key is recognised by comparing
+    /// bytes.
+    pub(crate) fn encode<B: Bag + ?Sized>(&self, bag: &B, scratch: &mut Scratch) {
+        let out = &mut scratch.key;
+        out.clear();
         match self {
             KeySet::WholeBag => {
-                // Order-independent: bags iterate in no particular order.
-                let mut sum = 0u64;
-                let mut count = 0u64;
+                // Bags iterate in no particular order; the bags of this
+                // workspace iterate in id order, and anything else is
+                // sorted on a second pass.
+                let mut last = None;
+                let mut sorted = true;
                 bag.for_each(&mut |id, v| {
-                    let mut h = FxHasher::default();
-                    id.as_u32().hash(&mut h);
-                    hash_value(v, &mut h);
-                    sum = sum.wrapping_add(h.finish());
-                    count += 1;
+                    let id = id.as_u32();
+                    sorted &= last.is_none_or(|l| l < id);
+                    last = Some(id);
+                    out.extend_from_slice(&id.to_le_bytes());
+                    put_value(out, v);
                 });
-                sum ^ count.rotate_left(32)
+                if !sorted {
+                    out.clear();
+                    let ids = &mut scratch.ids;
+                    ids.clear();
+                    bag.for_each(&mut |id, _| ids.push(id));
+                    ids.sort_unstable_by_key(|id| id.as_u32());
+                    ids.dedup();
+                    for id in ids.iter() {
+                        if let Some(v) = bag.get(*id) {
+                            out.extend_from_slice(&id.as_u32().to_le_bytes());
+                            put_value(out, v);
+                        }
+                    }
+                }
             }
             KeySet::Parts(parts) => {
-                let mut h = FxHasher::default();
                 for p in parts {
                     match p.read(bag) {
                         Some(v) => {
-                            1u8.hash(&mut h);
-                            hash_value(v, &mut h);
+                            out.push(1);
+                            put_value(out, v);
                         }
-                        None => 0u8.hash(&mut h),
+                        None => out.push(0),
                     }
                 }
-                h.finish()
             }
         }
     }
-
-    /// What to store to recognise `bag` again.
-    pub(crate) fn store<B: Bag + ?Sized>(&self, bag: &B) -> StoredKey {
-        match self {
-            KeySet::WholeBag => StoredKey::WholeBag(OwnedBag::copy_of(bag)),
-            KeySet::Parts(parts) => StoredKey::Parts(
-                parts
-                    .iter()
-                    .map(|p| p.read(bag).map(|v| v.to_owned()))
-                    .collect(),
-            ),
-        }
-    }
-
-    /// True when `bag` holds exactly what `stored` recorded; allocation-free.
-    pub(crate) fn matches<B: Bag + ?Sized>(&self, stored: &StoredKey, bag: &B) -> bool {
-        match (self, stored) {
-            (KeySet::WholeBag, StoredKey::WholeBag(s)) => {
-                let mut count = 0usize;
-                let mut same = true;
-                bag.for_each(&mut |id, v| {
-                    count += 1;
-                    if same && !s.get(id).is_some_and(|sv| equal(sv, v)) {
-                        same = false;
-                    }
-                });
-                same && count == s.len()
-            }
-            (KeySet::Parts(parts), StoredKey::Parts(values)) => {
-                parts.len() == values.len()
-                    && parts
-                        .iter()
-                        .zip(values)
-                        .all(|(p, sv)| match (p.read(bag), sv) {
-                            (None, None) => true,
-                            (Some(v), Some(sv)) => equal(sv.as_ref(), v),
-                            _ => false,
-                        })
-            }
-            _ => false,
-        }
-    }
 }
 
-/// The multiply-rotate hash of rustc (FxHash): a cache key's hash only
-/// picks a slot, every hit is confirmed by comparing the values, so speed
-/// matters more than resistance to crafted collisions.
-#[derive(Default)]
-pub(crate) struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().unwrap_or([0; 8])));
-        }
-        for b in chunks.remainder() {
-            self.add(u64::from(*b));
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-/// Semantic values travel as their wire type, so a URI and the same
-/// string are the same key.
-fn equal(a: ValueRef<'_>, b: ValueRef<'_>) -> bool {
-    match (a, b) {
-        (ValueRef::Double(x), ValueRef::Double(y)) => x.to_bits() == y.to_bits(),
-        _ => match (a.as_str(), b.as_str()) {
-            (Some(x), Some(y)) => x == y,
-            _ => a == b,
-        },
-    }
-}
-
-fn hash_value<H: Hasher>(v: ValueRef<'_>, h: &mut H) {
-    if let Some(s) = v.as_str() {
-        0u8.hash(h);
-        s.hash(h);
-        return;
-    }
+/// Appends `v`, self-delimited: a type tag, then fixed-size fields or
+/// length-prefixed bytes.
+fn put_value(out: &mut Vec<u8>, v: ValueRef<'_>) {
     match v {
-        ValueRef::Int64(x) => (1u8, x).hash(h),
-        ValueRef::Double(x) => (2u8, x.to_bits()).hash(h),
-        ValueRef::Bool(x) => (3u8, x).hash(h),
-        ValueRef::Timestamp(t) => (4u8, t.seconds(), t.nanos()).hash(h),
-        ValueRef::Duration(d) => (5u8, d).hash(h),
-        ValueRef::Bytes(b) => (6u8, b).hash(h),
-        ValueRef::IpAddress(ip) => (7u8, ip).hash(h),
+        // Semantic values travel as their wire type, so a URI and the same
+        // string are the same key.
+        ValueRef::String(s)
+        | ValueRef::EmailAddress(s)
+        | ValueRef::Uri(s)
+        | ValueRef::DnsName(s) => {
+            out.push(0);
+            put_bytes(out, s.as_bytes());
+        }
+        ValueRef::Int64(x) => {
+            out.push(1);
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        ValueRef::Double(x) => {
+            out.push(2);
+            out.extend_from_slice(&x.to_bits().to_le_bytes());
+        }
+        ValueRef::Bool(x) => out.extend_from_slice(&[3, u8::from(x)]),
+        ValueRef::Timestamp(t) => {
+            out.push(4);
+            out.extend_from_slice(&t.seconds().to_le_bytes());
+            out.extend_from_slice(&t.nanos().to_le_bytes());
+        }
+        ValueRef::Duration(d) => {
+            out.push(5);
+            out.extend_from_slice(&d.as_secs().to_le_bytes());
+            out.extend_from_slice(&d.subsec_nanos().to_le_bytes());
+        }
+        ValueRef::Bytes(b) => {
+            out.push(6);
+            put_bytes(out, b);
+        }
+        ValueRef::IpAddress(IpAddr::V4(ip)) => {
+            out.push(7);
+            out.extend_from_slice(&ip.octets());
+        }
+        ValueRef::IpAddress(IpAddr::V6(ip)) => {
+            out.push(8);
+            out.extend_from_slice(&ip.octets());
+        }
         ValueRef::StringMap(m) => {
-            8u8.hash(h);
+            // Entries come in key order: equal maps encode alike.
+            out.push(9);
+            put_len(out, m.len());
             for (k, v) in m.iter() {
-                (k, v).hash(h);
+                put_bytes(out, k.as_bytes());
+                put_bytes(out, v.as_bytes());
             }
         }
-        _ => {}
+    }
+}
+
+#[inline]
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_len(out, b.len());
+    out.extend_from_slice(b);
+}
+
+/// Four bytes, or an escape and eight for lengths that do not fit.
+#[inline]
+fn put_len(out: &mut Vec<u8>, n: usize) {
+    match u32::try_from(n) {
+        Ok(n) if n != u32::MAX => out.extend_from_slice(&n.to_le_bytes()),
+        _ => {
+            out.extend_from_slice(&u32::MAX.to_le_bytes());
+            out.extend_from_slice(&(n as u64).to_le_bytes());
+        }
     }
 }
 
@@ -244,6 +269,8 @@ fn hash_value<H: Hasher>(v: ValueRef<'_>, h: &mut H) {
 mod tests {
     use super::*;
     use mixer_attributes::StringMap;
+    use mixer_attributes::{OwnedBag, Value};
+    use proptest::prelude::*;
 
     #[test]
     fn parses_names_and_map_keys() {
@@ -260,6 +287,12 @@ mod tests {
         }
     }
 
+    fn enc<B: Bag + ?Sized>(set: &KeySet, bag: &B) -> Vec<u8> {
+        let mut s = Scratch::default();
+        set.encode(bag, &mut s);
+        s.key
+    }
+
     #[test]
     fn map_key_parts_ignore_other_keys() {
         let set = KeySet::Parts(vec![KeyPart::parse("request.headers/:method").unwrap()]);
@@ -267,11 +300,10 @@ mod tests {
             let map: StringMap = [(":method", m), ("x-other", other)].into_iter().collect();
             OwnedBag::new().with("request.headers", Value::StringMap(map))
         };
-        let stored = set.store(&bag("GET", "1"));
-        assert!(set.matches(&stored, &bag("GET", "2")));
-        assert_eq!(set.hash(&bag("GET", "1")), set.hash(&bag("GET", "2")));
-        assert!(!set.matches(&stored, &bag("POST", "1")));
-        assert!(!set.matches(&stored, &OwnedBag::new()));
+        let stored = enc(&set, &bag("GET", "1"));
+        assert_eq!(stored, enc(&set, &bag("GET", "2")));
+        assert_ne!(stored, enc(&set, &bag("POST", "1")));
+        assert_ne!(stored, enc(&set, &OwnedBag::new()));
     }
 
     #[test]
@@ -280,9 +312,104 @@ mod tests {
         let a = OwnedBag::new()
             .with("a", Value::Int64(1))
             .with("b", Value::String("x".into()));
-        let stored = set.store(&a);
-        assert!(set.matches(&stored, &a.clone()));
-        assert!(!set.matches(&stored, &a.clone().with("c", Value::Bool(true))));
-        assert!(!set.matches(&stored, &a.clone().with("a", Value::Int64(2))));
+        let stored = enc(&set, &a);
+        assert_eq!(stored, enc(&set, &a.clone()));
+        assert_ne!(stored, enc(&set, &a.clone().with("c", Value::Bool(true))));
+        assert_ne!(stored, enc(&set, &a.clone().with("a", Value::Int64(2))));
+    }
+
+    /// A bag that iterates in reverse id order.
+    struct Reversed(OwnedBag);
+
+    impl Bag for Reversed {
+        fn get(&self, id: AttrId) -> Option<ValueRef<'_>> {
+            self.0.get(id)
+        }
+        fn for_each(&self, f: &mut dyn FnMut(AttrId, ValueRef<'_>)) {
+            let all: Vec<_> = self.0.iter().collect();
+            for (id, v) in all.into_iter().rev() {
+                f(id, v.as_ref());
+            }
+        }
+    }
+
+    #[test]
+    fn iteration_order_does_not_matter() {
+        let a = OwnedBag::new()
+            .with("keys.test.x", Value::Int64(1))
+            .with("keys.test.y", Value::String("y".into()))
+            .with("keys.test.z", Value::Bool(false));
+        let mut s = Scratch::default();
+        KeySet::WholeBag.encode(&Reversed(a.clone()), &mut s);
+        assert_eq!(s.key, enc(&KeySet::WholeBag, &a));
+    }
+
+    #[test]
+    fn semantic_strings_are_strings_and_doubles_compare_by_bits() {
+        let set = KeySet::WholeBag;
+        let with = |v| OwnedBag::new().with("keys.test.v", v);
+        assert_eq!(
+            enc(&set, &with(Value::Uri("http://x".into()))),
+            enc(&set, &with(Value::String("http://x".into())))
+        );
+        assert_eq!(
+            enc(&set, &with(Value::Double(f64::NAN))),
+            enc(&set, &with(Value::Double(f64::NAN)))
+        );
+        assert_ne!(
+            enc(&set, &with(Value::Double(0.0))),
+            enc(&set, &with(Value::Double(-0.0)))
+        );
+        let v4: std::net::IpAddr = [10, 0, 0, 1].into();
+        let mapped = std::net::IpAddr::V6(std::net::Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped());
+        assert_ne!(
+            enc(&set, &with(Value::IpAddress(v4))),
+            enc(&set, &with(Value::IpAddress(mapped)))
+        );
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        // Tiny alphabets, so that boundaries between fields are where two
+        // different bags would most easily encode alike.
+        let text = "[ab]{0,3}";
+        prop_oneof![
+            text.prop_map(Value::String),
+            (-2i64..2).prop_map(Value::Int64),
+            any::<bool>().prop_map(Value::Bool),
+            proptest::collection::vec(0u8..2, 0..4).prop_map(Value::Bytes),
+            proptest::collection::btree_map(text, text, 0..3).prop_map(|m| {
+                Value::StringMap(m.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
+            }),
+        ]
+    }
+
+    fn bag() -> impl Strategy<Value = OwnedBag> {
+        let names = ["keys.prop.a", "keys.prop.b", "keys.prop.c"];
+        proptest::collection::vec(proptest::option::of(value()), 3).prop_map(move |vs| {
+            let mut bag = OwnedBag::new();
+            for (name, v) in names.iter().zip(vs) {
+                if let Some(v) = v {
+                    bag.set(AttrId::of(name), v);
+                }
+            }
+            bag
+        })
+    }
+
+    proptest! {
+        /// Equal keys exactly when the bags are equal: the encoding is what
+        /// a hit is confirmed by.
+        #[test]
+        fn encodings_are_equal_exactly_when_bags_are(a in bag(), b in bag()) {
+            let same = a.iter().eq(b.iter());
+            prop_assert_eq!(enc(&KeySet::WholeBag, &a) == enc(&KeySet::WholeBag, &b), same);
+            let parts = KeySet::Parts(
+                ["keys.prop.a", "keys.prop.b", "keys.prop.c"]
+                    .iter()
+                    .map(|n| KeyPart::parse(n).unwrap())
+                    .collect(),
+            );
+            prop_assert_eq!(enc(&parts, &a) == enc(&parts, &b), same);
+        }
     }
 }

@@ -56,6 +56,7 @@ mod cache;
 mod client;
 mod clock;
 mod error;
+mod hash;
 mod keys;
 mod lru;
 mod options;

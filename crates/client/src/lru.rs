@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash};
 
-use crate::keys::FxHasher;
+use crate::hash::FxHasher;
 
 const NIL: u32 = u32::MAX;
 
