@@ -21,7 +21,12 @@
 //!
 //! Writing happens on a thread of the handler's own: report only queues the
 //! batch, and past [`MAX_QUEUED_INSTANCES`] waiting instances drops it,
-//! counts it (`dropped`) and answers [`Error::QueueFull`].
+//! counts it (`dropped`) and answers [`Error::QueueFull`]. The thread writes
+//! in rounds: every batch queued, buffered (standard streams too), one
+//! flush, then 2 ms for the queue to fill before the next round. So under
+//! load a round costs one wakeup and about one write syscall per 64 KiB,
+//! not one per line; a line is out at most 2 ms after it is queued. Lines
+//! count as `written` once flushed, as `dropped` if the write fails.
 //!
 //! Differences from the original, all deliberate: the rotation limits mean
 //! what their names say. The original passed them to a library in which

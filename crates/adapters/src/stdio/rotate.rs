@@ -13,17 +13,33 @@ use crate::Clock;
 
 use super::params::Rotation;
 
+/// Lines are buffered (the standard streams too: the standard library's
+/// stdout writes every line with its own syscall) and reach the stream on
+/// [`flush`](Sink::flush), which the writer calls once per round of queued
+/// batches.
 pub(crate) enum Sink {
-    Stdout(io::Stdout),
-    Stderr(io::Stderr),
+    Stdout(BufWriter<io::Stdout>),
+    Stderr(BufWriter<io::Stderr>),
     File(Box<FileSink>),
 }
 
+/// How much a standard stream's buffer holds before it is written out
+/// within a round.
+const STD_BUFFER: usize = 64 << 10;
+
 impl Sink {
+    pub(crate) fn stdout() -> Sink {
+        Sink::Stdout(BufWriter::with_capacity(STD_BUFFER, io::stdout()))
+    }
+
+    pub(crate) fn stderr() -> Sink {
+        Sink::Stderr(BufWriter::with_capacity(STD_BUFFER, io::stderr()))
+    }
+
     pub(crate) fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
         match self {
-            Sink::Stdout(s) => s.lock().write_all(line),
-            Sink::Stderr(s) => s.lock().write_all(line),
+            Sink::Stdout(s) => s.write_all(line),
+            Sink::Stderr(s) => s.write_all(line),
             Sink::File(f) => f.write_line(line),
         }
     }
