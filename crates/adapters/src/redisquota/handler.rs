@@ -1,36 +1,42 @@
-//! The redisquota handler: a pool of self-reconnecting connections and the
-//! two window scripts.
+//! The redisquota handler: callers queue their allocations; one worker per
+//! pooled, self-reconnecting connection sends them in batches (see
+//! `batch.rs`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mixer_proto::code;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::{mpsc, oneshot};
 
+use super::batch::{self, BatchScript, Limits, Outcome, PREFIX_LEN, Request};
 use super::{Algorithm, FailurePolicy, NAME, QuotaConfig, RedisQuotaParams};
 use crate::quota_key::{matches, write_key};
 use crate::template::QuotaInstance;
 use crate::{Answer, BuildEnv, Counter, Error, Handler, QuotaArgs, QuotaResult, Status};
 
-/// The length of every key prefix: `mixer:rq:` and one letter and `:`.
-const PREFIX_LEN: usize = b"mixer:rq:h:".len();
-
 /// How long an answer made up by the failure policy stays valid at most,
 /// so callers come back soon after Redis does.
 const FAILURE_VALIDITY: Duration = Duration::from_secs(1);
 
+/// Allocations sent in one script call, at most.
+pub const MAX_BATCH: usize = 64;
+
+/// Allocations waiting for one connection, at most.
+pub const MAX_QUEUED_PER_CONNECTION: usize = 1024;
+
 /// A redisquota handler.
 pub struct RedisQuotaHandler {
     quotas: HashMap<String, QuotaConfig>,
-    pool: Vec<ConnectionManager>,
+    queues: Vec<mpsc::Sender<Request>>,
     next: AtomicUsize,
-    fixed: redis::Script,
-    rolling: redis::Script,
     policy: FailurePolicy,
     timeout: Duration,
     backend_errors: AtomicU64,
     timeouts: AtomicU64,
+    queue_full: AtomicU64,
     policy_answers: AtomicU64,
 }
 
@@ -45,8 +51,22 @@ fn millis(d: Duration) -> u64 {
 
 impl RedisQuotaHandler {
     /// A handler for validated params. Connects lazily: Redis need not be
-    /// up yet.
+    /// up yet. Starts one worker per connection on the build runtime; they
+    /// end once the handler is dropped and their queues are drained.
     pub fn new(params: RedisQuotaParams, env: &BuildEnv) -> Result<RedisQuotaHandler, Error> {
+        let limits = Limits {
+            max_batch: MAX_BATCH,
+            queue: MAX_QUEUED_PER_CONNECTION,
+            timeout: params.call_timeout,
+        };
+        RedisQuotaHandler::with_limits(params, env, limits)
+    }
+
+    pub(super) fn with_limits(
+        params: RedisQuotaParams,
+        env: &BuildEnv,
+        limits: Limits,
+    ) -> Result<RedisQuotaHandler, Error> {
         let client = redis::Client::open(params.redis_url.as_str())
             .map_err(|e| Error::Build(format!("{NAME}: {e}")))?;
         let config = ConnectionManagerConfig::new()
@@ -57,24 +77,29 @@ impl RedisQuotaHandler {
             .set_max_delay(Duration::from_millis(500));
         // The connection managers find their runtime from the context.
         let _entered = env.runtime().enter();
-        let pool = (0..params.connection_pool_size)
-            .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::Build(format!("{NAME}: {e}")))?;
+        let script = Arc::new(BatchScript::new());
+        let mut queues = Vec::with_capacity(params.connection_pool_size);
+        for _ in 0..params.connection_pool_size {
+            let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                .map_err(|e| Error::Build(format!("{NAME}: {e}")))?;
+            let (tx, rx) = mpsc::channel(limits.queue);
+            env.runtime()
+                .spawn(batch::worker(rx, conn, script.clone(), limits));
+            queues.push(tx);
+        }
         Ok(RedisQuotaHandler {
             quotas: params
                 .quotas
                 .into_iter()
                 .map(|q| (q.name.clone(), q))
                 .collect(),
-            pool,
+            queues,
             next: AtomicUsize::new(0),
-            fixed: redis::Script::new(include_str!("fixed_window.lua")),
-            rolling: redis::Script::new(include_str!("rolling_window.lua")),
             policy: params.failure_policy,
             timeout: params.call_timeout,
             backend_errors: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
+            queue_full: AtomicU64::new(0),
             policy_answers: AtomicU64::new(0),
         })
     }
@@ -102,97 +127,94 @@ impl RedisQuotaHandler {
             .iter()
             .find(|o| matches(&o.dimensions, &instance.dimensions))
             .map_or(quota.max_amount, |o| o.max_amount);
-        // The counter's key is built once, straight after its prefix; the
-        // deduplication key only when there is an id, and then passed as
-        // the scripts' last key.
-        let mut counter = Vec::with_capacity(64);
+        // The counter's key straight after its prefix, then the
+        // deduplication key only when there is an id, in one buffer.
+        let id = &args.deduplication_id;
+        let mut keys = Vec::with_capacity(if id.is_empty() { 64 } else { 128 + id.len() });
         // Fixed windows count in a string, rolling ones in a hash: the
         // prefixes differ so that a key never changes type.
-        counter.extend_from_slice(match quota.algorithm {
+        keys.extend_from_slice(match quota.algorithm {
             Algorithm::FixedWindow => b"mixer:rq:f:",
             Algorithm::RollingWindow => b"mixer:rq:h:",
         });
-        write_key(&mut counter, &instance.name, &instance.dimensions);
-        let id = &args.deduplication_id;
-        let dedup_key = (!id.is_empty()).then(|| {
-            let mut k = format!("mixer:rq:d:{}:{id}", id.len()).into_bytes();
-            k.extend_from_slice(&counter[PREFIX_LEN..]);
-            k
-        });
-        let dedup = if dedup_key.is_some() { "1" } else { "0" };
-        let best = if args.best_effort { "1" } else { "0" };
-        let window = millis(quota.valid_duration);
-        let mut conn =
-            self.pool[self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len()].clone();
-        let call = async {
-            match quota.algorithm {
-                Algorithm::FixedWindow => {
-                    let mut inv = self.fixed.key(&counter);
-                    if let Some(d) = &dedup_key {
-                        inv.key(d);
-                    }
-                    inv.arg(max)
-                        .arg(window)
-                        .arg(args.amount)
-                        .arg(best)
-                        .arg(dedup)
-                        .invoke_async::<(i64, i64)>(&mut conn)
-                        .await
-                }
-                Algorithm::RollingWindow => {
-                    let mut buckets = counter.clone();
-                    buckets[PREFIX_LEN - 2] = b'z';
-                    let mut inv = self.rolling.key(&counter);
-                    inv.key(buckets);
-                    if let Some(d) = &dedup_key {
-                        inv.key(d);
-                    }
-                    inv.arg(max)
-                        .arg(window)
-                        .arg(millis(quota.bucket_duration))
-                        .arg(args.amount)
-                        .arg(best)
-                        .arg(dedup)
-                        .invoke_async::<(i64, i64)>(&mut conn)
-                        .await
-                }
-            }
+        write_key(&mut keys, &instance.name, &instance.dimensions);
+        let counter_len = keys.len();
+        if !id.is_empty() {
+            use std::io::Write;
+            let _ = write!(keys, "mixer:rq:d:{}:{id}", id.len());
+            keys.extend_from_within(PREFIX_LEN..counter_len);
+        }
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            keys,
+            counter_len,
+            rolling: quota.algorithm == Algorithm::RollingWindow,
+            best_effort: args.best_effort,
+            max,
+            window_ms: millis(quota.valid_duration),
+            bucket_ms: millis(quota.bucket_duration),
+            amount: args.amount,
+            reply,
         };
-        let failure = match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok((granted, ttl_ms))) => {
-                let status = if granted == 0 {
-                    Status::new(
-                        code::RESOURCE_EXHAUSTED,
-                        format!("quota {} is exhausted", instance.name),
-                    )
-                } else {
-                    Status::OK
-                };
-                return Ok(QuotaResult {
-                    granted,
-                    valid_duration: Duration::from_millis(u64::try_from(ttl_ms).unwrap_or(0)),
-                    status,
-                });
-            }
-            Ok(Err(e)) if e.is_timeout() => {
-                self.timeouts.fetch_add(1, Ordering::Relaxed);
-                Failure {
-                    message: String::new(),
-                    timed_out: true,
+        let queue = &self.queues[self.next.fetch_add(1, Ordering::Relaxed) % self.queues.len()];
+        let failure = match queue.try_send(request) {
+            Ok(()) => match tokio::time::timeout(self.timeout, answer).await {
+                Ok(Ok(Outcome::Granted(granted, ttl_ms))) => {
+                    let status = if granted == 0 {
+                        Status::new(
+                            code::RESOURCE_EXHAUSTED,
+                            format!("quota {} is exhausted", instance.name),
+                        )
+                    } else {
+                        Status::OK
+                    };
+                    return Ok(QuotaResult {
+                        granted,
+                        valid_duration: Duration::from_millis(u64::try_from(ttl_ms).unwrap_or(0)),
+                        status,
+                    });
                 }
-            }
-            Ok(Err(e)) => {
-                self.backend_errors.fetch_add(1, Ordering::Relaxed);
+                Ok(Ok(Outcome::Failed {
+                    timed_out: true, ..
+                }))
+                | Err(_) => {
+                    self.timeouts.fetch_add(1, Ordering::Relaxed);
+                    Failure {
+                        message: String::new(),
+                        timed_out: true,
+                    }
+                }
+                Ok(Ok(Outcome::Failed { message, .. })) => {
+                    self.backend_errors.fetch_add(1, Ordering::Relaxed);
+                    Failure {
+                        message,
+                        timed_out: false,
+                    }
+                }
+                // The worker is gone: its runtime shut down.
+                Ok(Err(_)) => {
+                    self.backend_errors.fetch_add(1, Ordering::Relaxed);
+                    Failure {
+                        message: format!("{NAME}: the connection's worker has stopped"),
+                        timed_out: false,
+                    }
+                }
+            },
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.queue_full.fetch_add(1, Ordering::Relaxed);
                 Failure {
-                    message: format!("{NAME}: redis: {e}"),
+                    message: format!(
+                        "{NAME}: {} allocations already wait for this connection",
+                        queue.max_capacity()
+                    ),
                     timed_out: false,
                 }
             }
-            Err(_) => {
-                self.timeouts.fetch_add(1, Ordering::Relaxed);
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.backend_errors.fetch_add(1, Ordering::Relaxed);
                 Failure {
-                    message: String::new(),
-                    timed_out: true,
+                    message: format!("{NAME}: the connection's worker has stopped"),
+                    timed_out: false,
                 }
             }
         };
@@ -258,6 +280,11 @@ impl Handler for RedisQuotaHandler {
                 value: self.timeouts.load(Ordering::Relaxed),
             },
             Counter {
+                name: "queue_full",
+                help: "allocations answered at once because too many already waited for Redis",
+                value: self.queue_full.load(Ordering::Relaxed),
+            },
+            Counter {
                 name: "failure_policy_answers",
                 help: "answers made by failurePolicy while Redis could not answer",
                 value: self.policy_answers.load(Ordering::Relaxed),
@@ -270,7 +297,7 @@ impl std::fmt::Debug for RedisQuotaHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisQuotaHandler")
             .field("quotas", &self.quotas.len())
-            .field("pool", &self.pool.len())
+            .field("pool", &self.queues.len())
             .field("policy", &self.policy)
             .finish_non_exhaustive()
     }

@@ -15,11 +15,36 @@
 //! | `failurePolicy` | `grant` | Better: `grant`, `deny` or `error`: the answer while Redis is down or slow |
 //! | `callTimeout` | 500ms | Better: the longest one allocation may take, > 0 |
 //!
-//! Each allocation is one server-side Lua script, fixed or rolling window,
-//! run with EVALSHA (loaded on first use and again after NOSCRIPT, e.g.
-//! after a Redis restart). Windows follow the Redis server's clock, so all
-//! replicas agree. Every key the scripts write has a TTL (Better: the
-//! original left the rolling window's sorted set without one).
+//! Each allocation runs, atomically, in a server-side Lua script
+//! (`allocate.lua`, fixed or rolling window) called with EVALSHA (loaded on
+//! first use and again after NOSCRIPT, e.g. after a Redis restart).
+//! Windows follow the Redis server's clock, so all replicas agree. Every key
+//! the script writes has a TTL (Better: the original left the rolling
+//! window's sorted set without one).
+//!
+//! Request coalescing (Better: the original made one call per allocation).
+//! Each pooled connection has a worker and a bounded queue; callers are
+//! spread over them round robin. A worker sends whatever is queued for it,
+//! up to [`MAX_BATCH`] allocations, as one script call that runs them in
+//! order, each as if alone, and answers each caller. An idle connection
+//! sends a batch of one at once: there is no timer and no added latency;
+//! callers arriving while a batch is in flight go together in the next one.
+//! So under load one round trip and one script call serve many allocations.
+//! What stays per allocation:
+//! - its decision, deduplication record, override and TTLs: a retry with
+//!   the same id in the same batch gets the first answer;
+//! - its failure: an item Redis refuses (a key of another type) fails
+//!   alone; a batch that fails or takes longer than `callTimeout` fails its
+//!   callers, each answered by `failurePolicy`;
+//! - its timeout: each caller waits at most `callTimeout` from the moment it
+//!   asks, however long the batch ahead of it takes; callers that gave up
+//!   are dropped from the queue unsent, so Redis is not charged for them;
+//! - bounded memory: at most [`MAX_QUEUED_PER_CONNECTION`] allocations
+//!   wait per connection; beyond that a call is answered by
+//!   `failurePolicy` at once (counter `queue_full`).
+//!
+//! The keys of a batch may live anywhere, so the adapter needs one Redis
+//! server (or a primary), not Redis Cluster.
 //!
 //! Decisions:
 //! - Exhausted: granted 0 and `RESOURCE_EXHAUSTED`; with best effort, what
@@ -34,6 +59,7 @@
 //!   decides. Connections re-establish by themselves.
 //! - Validation needs no Redis: connections are made on first use.
 
+mod batch;
 mod handler;
 
 #[cfg(test)]
@@ -47,7 +73,7 @@ use crate::params::{Fields, ParamErrors};
 use crate::template::Template;
 use crate::{Adapter, BuildEnv, Error, Handler, HandlerBuilder, Params};
 
-pub use handler::RedisQuotaHandler;
+pub use handler::{MAX_BATCH, MAX_QUEUED_PER_CONNECTION, RedisQuotaHandler};
 
 /// The adapter's name.
 pub const NAME: &str = "redisquota";

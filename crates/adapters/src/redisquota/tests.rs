@@ -166,3 +166,339 @@ async fn fixed_window_edges_on_redis() {
     tokio::time::sleep(Duration::from_millis(320)).await;
     assert_eq!(ask("a", 4, false).await.granted, 4);
 }
+
+// Request coalescing. `CLIENT PAUSE` holds Redis so that callers queue
+// behind a batch in flight; each test first makes one call, so that the
+// connection is up and the script loaded before the pause.
+
+type Shared = std::sync::Arc<RedisQuotaHandler>;
+
+fn handler_with(
+    server: &redis_support::RedisServer,
+    extra: serde_json::Value,
+    quotas: serde_json::Value,
+    max_batch: usize,
+    queue: usize,
+) -> Shared {
+    let mut p = json!({"redisServerUrl": server.addr(), "connectionPoolSize": 1, "quotas": quotas});
+    for (k, v) in extra.as_object().unwrap() {
+        p[k] = v.clone();
+    }
+    let params = parse(p).unwrap();
+    let limits = super::batch::Limits {
+        max_batch,
+        queue,
+        timeout: params.call_timeout,
+    };
+    std::sync::Arc::new(
+        RedisQuotaHandler::with_limits(params, &crate::BuildEnv::current(), limits).unwrap(),
+    )
+}
+
+fn instance(quota: &str, user: &str) -> crate::template::QuotaInstance {
+    crate::template::QuotaInstance {
+        name: quota.into(),
+        dimensions: [(
+            std::sync::Arc::from("user"),
+            mixer_attributes::Value::String(user.into()),
+        )]
+        .into_iter()
+        .collect(),
+    }
+}
+
+/// One allocation on its own task, with the time it took.
+fn spawn_ask(
+    h: &Shared,
+    quota: &str,
+    user: &str,
+    amount: i64,
+    id: &str,
+) -> tokio::task::JoinHandle<(Result<crate::QuotaResult, Error>, Duration)> {
+    let (h, i) = (h.clone(), instance(quota, user));
+    let args = crate::QuotaArgs {
+        amount,
+        deduplication_id: id.into(),
+        best_effort: false,
+    };
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let r = crate::Handler::quota(&*h, &i, &args).resolve().await;
+        (r, started.elapsed())
+    })
+}
+
+fn counter(h: &RedisQuotaHandler, name: &str) -> u64 {
+    crate::Handler::counters(h)
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap()
+        .value
+}
+
+/// EVALSHA calls Redis ran since the last `CONFIG RESETSTAT`.
+fn evalsha_calls(server: &redis_support::RedisServer) -> u64 {
+    let stats = server.command(&["INFO", "commandstats"]).unwrap();
+    let Some(line) = stats.lines().find(|l| l.starts_with("cmdstat_evalsha:")) else {
+        return 0;
+    };
+    line["cmdstat_evalsha:calls=".len()..]
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn pause(server: &redis_support::RedisServer, ms: u32) {
+    assert!(
+        server
+            .command(&["CLIENT", "PAUSE", &ms.to_string(), "ALL"])
+            .unwrap()
+            .starts_with("+OK")
+    );
+}
+
+/// Callers queued together are sent as a few script calls, and each gets
+/// exactly the answer it would have had alone: different keys, fixed and
+/// rolling windows side by side, retries with the same id in the same
+/// batch deduplicated, the same id on another key counted apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_keeps_every_allocation_apart() {
+    let Some(server) = redis_support::RedisServer::start("a_batch_keeps_every_allocation_apart")
+    else {
+        return;
+    };
+    let h = handler_with(
+        &server,
+        json!({"callTimeout": "5s"}),
+        json!([{"name": "f", "maxAmount": 5, "validDuration": "60s"},
+            {"name": "r", "maxAmount": 5, "validDuration": "60s", "bucketDuration": "1s",
+             "rateLimitAlgorithm": "ROLLING_WINDOW"}]),
+        64,
+        1024,
+    );
+    assert_eq!(
+        spawn_ask(&h, "f", "warm", 1, "")
+            .await
+            .unwrap()
+            .0
+            .unwrap()
+            .granted,
+        1
+    );
+    assert!(
+        server
+            .command(&["CONFIG", "RESETSTAT"])
+            .unwrap()
+            .starts_with("+OK")
+    );
+    pause(&server, 300);
+    // Per quota, 3 users x 8 ids, each id asked twice: 96 callers.
+    let mut calls = Vec::new();
+    for quota in ["f", "r"] {
+        for user in ["a", "b", "c"] {
+            for id in 0..8 {
+                for _ in 0..2 {
+                    let task = spawn_ask(&h, quota, user, 1, &format!("id{id}"));
+                    calls.push(((quota, user, id), task));
+                }
+            }
+        }
+    }
+    let mut answers = std::collections::BTreeMap::<_, Vec<i64>>::new();
+    for (k, task) in calls {
+        answers
+            .entry(k)
+            .or_default()
+            .push(task.await.unwrap().0.unwrap().granted);
+    }
+    for quota in ["f", "r"] {
+        for user in ["a", "b", "c"] {
+            let mut granted_ids = 0;
+            for id in 0..8 {
+                let a = &answers[&(quota, user, id)];
+                assert_eq!(
+                    a[0], a[1],
+                    "{quota}/{user}/id{id}: a retry got another answer"
+                );
+                granted_ids += a[0];
+            }
+            // Every id is one allocation of 1: exactly the max granted.
+            assert_eq!(granted_ids, 5, "{quota}/{user}");
+        }
+    }
+    let evalsha = evalsha_calls(&server);
+    assert!(evalsha <= 4, "96 callers took {evalsha} script calls");
+}
+
+/// An item Redis refuses (its key holds another type) fails alone; the
+/// others in its batch are answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_item_fails_alone() {
+    let Some(server) = redis_support::RedisServer::start("a_refused_item_fails_alone") else {
+        return;
+    };
+    let h = handler_with(
+        &server,
+        json!({"callTimeout": "5s", "failurePolicy": "error"}),
+        json!([{"name": "f", "maxAmount": 5, "validDuration": "60s"}]),
+        64,
+        1024,
+    );
+    assert_eq!(
+        spawn_ask(&h, "f", "warm", 1, "")
+            .await
+            .unwrap()
+            .0
+            .unwrap()
+            .granted,
+        1
+    );
+    let mut bad = b"mixer:rq:f:".to_vec();
+    crate::quota_key::write_key(&mut bad, "f", &instance("f", "bad").dimensions);
+    let client = redis::Client::open(format!("redis://{}", server.addr())).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(&bad)
+        .arg("x")
+        .arg(1)
+        .query(&mut c)
+        .unwrap();
+    assert!(
+        server
+            .command(&["CONFIG", "RESETSTAT"])
+            .unwrap()
+            .starts_with("+OK")
+    );
+    pause(&server, 200);
+    let tasks: Vec<_> = ["a", "bad", "b"]
+        .into_iter()
+        .map(|u| spawn_ask(&h, "f", u, 2, ""))
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap().0);
+    }
+    assert_eq!(results[0].as_ref().unwrap().granted, 2);
+    assert_eq!(results[2].as_ref().unwrap().granted, 2);
+    let e = results[1].as_ref().unwrap_err();
+    assert_eq!(e.code(), mixer_proto::code::UNAVAILABLE);
+    assert!(e.to_string().contains("WRONGTYPE"), "{e}");
+    assert!(evalsha_calls(&server) <= 2);
+    assert_eq!(counter(&h, "backend_errors"), 1);
+}
+
+/// With the queue full, a call is answered by the failure policy at once
+/// rather than queued without bound; the queued ones are answered by
+/// Redis once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_per_failure_policy() {
+    let Some(server) = redis_support::RedisServer::start("a_full_queue_answers_per_failure_policy")
+    else {
+        return;
+    };
+    let (max_batch, queue) = (2, 4);
+    let h = handler_with(
+        &server,
+        json!({"callTimeout": "3s", "failurePolicy": "deny"}),
+        json!([{"name": "f", "maxAmount": 100, "validDuration": "60s"}]),
+        max_batch,
+        queue,
+    );
+    assert_eq!(
+        spawn_ask(&h, "f", "warm", 1, "")
+            .await
+            .unwrap()
+            .0
+            .unwrap()
+            .granted,
+        1
+    );
+    pause(&server, 500);
+    let tasks: Vec<_> = (0..20).map(|_| spawn_ask(&h, "f", "a", 1, "")).collect();
+    let (mut full, mut granted) = (0, 0);
+    for t in tasks {
+        let (r, took) = t.await.unwrap();
+        let r = r.unwrap();
+        if r.granted == 1 {
+            granted += 1;
+            continue;
+        }
+        full += 1;
+        assert_eq!(r.status.code, mixer_proto::code::UNAVAILABLE);
+        assert!(
+            r.status.message.contains("already wait") && r.status.message.contains("deny"),
+            "{}",
+            r.status.message
+        );
+        assert!(
+            took < Duration::from_millis(300),
+            "a full queue answered after {took:?}"
+        );
+    }
+    // Held by Redis: at most one batch in flight and a full queue.
+    assert!(full >= 20 - (max_batch + queue), "{full} answered as full");
+    assert_eq!(full + granted, 20);
+    assert_eq!(counter(&h, "queue_full"), full as u64);
+    assert_eq!(counter(&h, "failure_policy_answers"), full as u64);
+}
+
+/// A batch stuck in Redis holds its callers and those queued behind it no
+/// longer than the call timeout: each gets its failure-policy answer in
+/// time. Callers that gave up are not sent to Redis afterwards, and the
+/// handler recovers once Redis answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_batch_answers_each_caller_within_its_timeout() {
+    let Some(server) =
+        redis_support::RedisServer::start("a_stuck_batch_answers_each_caller_within_its_timeout")
+    else {
+        return;
+    };
+    let h = handler_with(
+        &server,
+        json!({"callTimeout": "150ms", "failurePolicy": "grant"}),
+        json!([{"name": "f", "maxAmount": 1000, "validDuration": "60s"}]),
+        1,
+        1024,
+    );
+    assert_eq!(
+        spawn_ask(&h, "f", "warm", 1, "")
+            .await
+            .unwrap()
+            .0
+            .unwrap()
+            .granted,
+        1
+    );
+    pause(&server, 800);
+    let tasks: Vec<_> = (0..40).map(|_| spawn_ask(&h, "f", "a", 1, "")).collect();
+    for t in tasks {
+        let (r, took) = t.await.unwrap();
+        let r = r.unwrap();
+        assert_eq!((r.granted, r.status.code), (1, mixer_proto::code::OK));
+        assert!(r.valid_duration <= Duration::from_secs(1));
+        assert!(took < Duration::from_millis(500), "answered after {took:?}");
+    }
+    assert_eq!(counter(&h, "timeouts"), 40);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    // Back: answers come from Redis again.
+    let mut back = None;
+    for _ in 0..20 {
+        let (r, _) = spawn_ask(&h, "f", "probe", 1, "").await.unwrap();
+        if counter(&h, "timeouts") == 40 && r.unwrap().granted == 1 {
+            back = Some(());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back.is_some(), "no recovery after the pause");
+    // Of the 40 who gave up, only those already sent (one per batch, a
+    // batch each call timeout) were charged by Redis.
+    let mut key = b"mixer:rq:f:".to_vec();
+    crate::quota_key::write_key(&mut key, "f", &instance("f", "a").dimensions);
+    let client = redis::Client::open(format!("redis://{}", server.addr())).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let charged: i64 = redis::cmd("GET").arg(&key).query(&mut c).unwrap();
+    assert!(charged < 20, "{charged} of 40 abandoned calls were sent");
+}
