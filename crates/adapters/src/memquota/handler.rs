@@ -1,7 +1,9 @@
 //! The memquota handler: sharded counters, overrides, deduplication.
 
 use std::cell::RefCell;
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +29,12 @@ pub struct MemQuotaHandler {
     min_dedup: Duration,
     clock: Arc<dyn Clock>,
     origin: Instant,
+    /// SipHash-1-3 under keys drawn at random per handler: quota keys come
+    /// from request attributes, so a caller must not be able to pick keys
+    /// that share a shard or a hash.
+    seed: RandomState,
+    /// All ones; tests clear it to force every key onto one hash.
+    hash_mask: u64,
 }
 
 /// One quota's config and counters: each quota has its own shards, so
@@ -43,10 +51,43 @@ struct Dedup {
     order: VecDeque<(u64, Box<str>)>,
 }
 
+/// Counters by the hash of their key, computed once per call and used
+/// both to pick the shard and as the map's key (the map does not hash it
+/// again); the key bytes are compared only for the slot the hash finds.
 #[derive(Default)]
 struct Shard {
-    counters: HashMap<Box<[u8]>, Counter>,
+    counters: HashMap<u64, Slot, BuildHasherDefault<Prehashed>>,
+    /// Counters held, chained ones included.
+    len: usize,
     sweep_at: usize,
+}
+
+/// A counter and its key; keys whose 64-bit hashes are equal (by chance:
+/// about n²/2⁶⁵ for n keys) are chained behind the first.
+struct Slot {
+    key: Box<[u8]>,
+    counter: Counter,
+    next: Option<Box<Slot>>,
+}
+
+/// The map's hasher for keys that are already hashes.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is called for a `u64` key; fold anything else
+        // rather than lose it.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, h: u64) {
+        self.0 = h;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 struct Counter {
@@ -65,22 +106,21 @@ thread_local! {
     static KEY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Picks a shard: a word-at-a-time multiply-rotate hash (as FxHash). The
-/// maps inside shards hash with SipHash, so a crafted key can crowd one
-/// shard's lock but not degrade its map.
-fn shard_of(key: &[u8]) -> usize {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h: u64 = key.len() as u64;
-    let mut words = key.chunks_exact(8);
-    for w in &mut words {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(w);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
+/// The shard for a hash: bits the shard's map does not use to place
+/// entries (it takes the low bits for the bucket, the top 7 as a tag).
+fn shard_of(hash: u64) -> usize {
+    (hash >> 32) as usize % SHARDS
+}
+
+/// The counter for `key` in a chain, if any.
+fn find<'a>(mut slot: Option<&'a mut Slot>, key: &[u8]) -> Option<&'a mut Counter> {
+    while let Some(s) = slot {
+        if *s.key == *key {
+            return Some(&mut s.counter);
+        }
+        slot = s.next.as_deref_mut();
     }
-    for &b in words.remainder() {
-        h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-    }
-    (h >> 32) as usize % SHARDS
+    None
 }
 
 impl MemQuotaHandler {
@@ -105,6 +145,8 @@ impl MemQuotaHandler {
             min_dedup: params.min_deduplication_duration,
             clock,
             origin,
+            seed: RandomState::new(),
+            hash_mask: u64::MAX,
         }
     }
 
@@ -122,8 +164,16 @@ impl MemQuotaHandler {
         self.quotas
             .iter()
             .flat_map(|q| q.shards.iter())
-            .map(|s| s.lock().counters.len())
+            .map(|s| s.lock().len)
             .sum()
+    }
+
+    /// Every key gets the same hash, so that all counters chain in one
+    /// slot of one shard.
+    #[cfg(test)]
+    pub(super) fn with_colliding_hashes(mut self) -> MemQuotaHandler {
+        self.hash_mask = 0;
+        self
     }
 
     fn allocate(&self, instance: &QuotaInstance, args: &QuotaArgs) -> Result<QuotaResult, Error> {
@@ -138,26 +188,43 @@ impl MemQuotaHandler {
             let mut key = buf.borrow_mut();
             key.clear();
             write_key(&mut key, "", &instance.dimensions);
-            let mut shard = quota.shards[shard_of(&key)].lock();
+            // The key is self-delimiting, so its bytes alone are hashed.
+            let mut hasher = self.seed.build_hasher();
+            hasher.write(&key);
+            let hash = hasher.finish() & self.hash_mask;
+            let mut shard = quota.shards[shard_of(hash)].lock();
             let shard = &mut *shard;
-            if let Some(counter) = shard.counters.get_mut(key.as_slice()) {
+            if let Some(counter) = find(shard.counters.get_mut(&hash), &key) {
                 return Ok(counter.decide(instance, args, now, self.min_dedup));
             }
-            if shard.counters.len() >= shard.sweep_at.max(SWEEP_MIN) {
-                sweep(&mut shard.counters, now);
-                shard.sweep_at = shard.counters.len() * 2;
+            if shard.len >= shard.sweep_at.max(SWEEP_MIN) {
+                shard.len = sweep(&mut shard.counters, now);
+                shard.sweep_at = shard.len * 2;
             }
             let limit = resolve(&quota.config, &instance.dimensions).clone();
-            let counter = shard
-                .counters
-                .entry(Box::from(key.as_slice()))
-                .or_insert(Counter {
+            let slot = Slot {
+                key: Box::from(key.as_slice()),
+                counter: Counter {
                     window: Window::new(&limit, quota.config.algorithm),
                     limit,
                     dedup: None,
                     last: 0,
-                });
-            Ok(counter.decide(instance, args, now, self.min_dedup))
+                },
+                next: None,
+            };
+            shard.len += 1;
+            let head = match shard.counters.entry(hash) {
+                Entry::Vacant(e) => e.insert(slot),
+                Entry::Occupied(e) => {
+                    // The newcomer goes first: the chain keeps its order
+                    // otherwise and no walk is needed.
+                    let head = e.into_mut();
+                    let old = std::mem::replace(head, slot);
+                    head.next = Some(Box::new(old));
+                    head
+                }
+            };
+            Ok(head.counter.decide(instance, args, now, self.min_dedup))
         })
     }
 }
@@ -248,8 +315,32 @@ impl Counter {
     }
 }
 
-fn sweep(counters: &mut HashMap<Box<[u8]>, Counter>, now: u64) {
-    counters.retain(|_, c| !c.idle(now));
+/// Drops idle counters; returns how many are left.
+fn sweep(counters: &mut HashMap<u64, Slot, BuildHasherDefault<Prehashed>>, now: u64) -> usize {
+    let mut left = 0;
+    counters.retain(|_, head| {
+        let mut rest = head.next.take();
+        let mut tail = &mut head.next;
+        while let Some(mut s) = rest {
+            rest = s.next.take();
+            if !s.counter.idle(now) {
+                left += 1;
+                tail = &mut tail.insert(s).next;
+            }
+        }
+        if !head.counter.idle(now) {
+            left += 1;
+            return true;
+        }
+        match head.next.take() {
+            Some(next) => {
+                *head = *next;
+                true
+            }
+            None => false,
+        }
+    });
+    left
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -281,5 +372,60 @@ impl std::fmt::Debug for MemQuotaHandler {
         f.debug_struct("MemQuotaHandler")
             .field("quotas", &self.quotas.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memquota::Algorithm;
+
+    fn slot(key: &str, used: i64, next: Option<Box<Slot>>) -> Slot {
+        let limit = Limit {
+            max_amount: 10,
+            valid_duration: Duration::ZERO,
+        };
+        let mut window = Window::new(&limit, Algorithm::FixedWindow);
+        if used > 0 {
+            window.take(used);
+        }
+        Slot {
+            key: key.as_bytes().into(),
+            counter: Counter {
+                window,
+                limit,
+                dedup: None,
+                last: 0,
+            },
+            next,
+        }
+    }
+
+    fn keys(mut s: Option<&Slot>) -> Vec<&str> {
+        let mut v = Vec::new();
+        while let Some(x) = s {
+            v.push(std::str::from_utf8(&x.key).unwrap());
+            s = x.next.as_deref();
+        }
+        v
+    }
+
+    #[test]
+    fn sweep_unlinks_idle_counters_anywhere_in_a_chain() {
+        let mut m: HashMap<u64, Slot, BuildHasherDefault<Prehashed>> = HashMap::default();
+        // idle head, live, idle, live.
+        let chain = slot("d", 1, None);
+        let chain = slot("c", 0, Some(Box::new(chain)));
+        let chain = slot("b", 2, Some(Box::new(chain)));
+        m.insert(1, slot("a", 0, Some(Box::new(chain))));
+        // A live head with an idle tail, and a chain with nothing live.
+        m.insert(2, slot("e", 1, Some(Box::new(slot("f", 0, None)))));
+        m.insert(3, slot("g", 0, Some(Box::new(slot("h", 0, None)))));
+        assert_eq!(sweep(&mut m, 0), 3);
+        assert_eq!(keys(m.get(&1)), ["b", "d"]);
+        assert_eq!(keys(m.get(&2)), ["e"]);
+        assert!(!m.contains_key(&3));
+        assert!(find(m.get_mut(&1), b"d").is_some());
+        assert!(find(m.get_mut(&1), b"a").is_none());
     }
 }

@@ -277,3 +277,30 @@ fn idle_counters_are_swept() {
 }
 
 const SWEEP_MIN_FOR_TESTS: usize = 1024;
+
+#[test]
+fn keys_sharing_a_hash_keep_their_own_counters() {
+    let clock = Arc::new(ManualClock::new());
+    let params = parse(json!({"quotas": [{"name": "q", "maxAmount": 3, "validDuration": "1s"}]}));
+    let h = MemQuotaHandler::new(params.unwrap(), clock.clone()).with_colliding_hashes();
+    let key = |n: i64| inst("q", &[("n", Value::Int64(n))]);
+    for n in 0..50 {
+        assert_eq!(ask(&h, &key(n), 2, false, "").granted, 2, "key {n}");
+    }
+    // Each key still has exactly 1 left, found wherever it sits in the chain.
+    for n in (0..50).rev() {
+        assert_eq!(ask(&h, &key(n), 2, true, "").granted, 1, "key {n}");
+        assert_eq!(ask(&h, &key(n), 1, false, "").granted, 0, "key {n}");
+    }
+    assert_eq!(h.live_keys(), 50);
+    // Past the window all 50 are idle; enough new keys to trigger a sweep
+    // drop them from the chain, head and tail alike.
+    clock.advance(Duration::from_secs(2));
+    for n in 1000..1000 + SWEEP_MIN_FOR_TESTS as i64 {
+        ask(&h, &key(n), 1, false, "");
+    }
+    assert!(h.live_keys() <= SWEEP_MIN_FOR_TESTS, "{}", h.live_keys());
+    // Kept and new counters are still exact after the chain was rebuilt.
+    assert_eq!(ask(&h, &key(1000), 3, true, "").granted, 2);
+    assert_eq!(ask(&h, &key(7), 3, false, "").granted, 3);
+}

@@ -25,8 +25,16 @@ pub(super) enum Window {
         bucket: u64,
         /// Buckets kept besides the current one: enough to cover a window.
         span: u64,
-        /// (bucket index, units granted in it), oldest first, none empty.
-        buckets: VecDeque<(u64, i64)>,
+        /// The newest bucket holding units, as (bucket index, units), or
+        /// units 0 when none does: kept inline, so that a call within one
+        /// bucket touches no other memory.
+        newest: (u64, i64),
+        /// The buckets before `newest` holding units, oldest first.
+        older: VecDeque<(u64, i64)>,
+        /// The index of the oldest bucket holding units (meaningful while
+        /// `used > 0`), so that [`Window::used`] reads `older` only when
+        /// something has left the window.
+        oldest: u64,
         used: i64,
         /// The bucket of the last [`Window::used`], so that
         /// [`Window::take`] need not divide again.
@@ -52,7 +60,9 @@ impl Window {
                 Window::Rolling {
                     bucket,
                     span: window.div_ceil(bucket),
-                    buckets: VecDeque::new(),
+                    newest: (0, 0),
+                    older: VecDeque::new(),
+                    oldest: 0,
                     used: 0,
                     current: 0,
                 }
@@ -79,20 +89,31 @@ impl Window {
             Window::Rolling {
                 bucket,
                 span,
-                buckets,
+                newest,
+                older,
+                oldest,
                 used,
                 current,
             } => {
                 *current = now / *bucket;
                 let oldest_kept = current.saturating_sub(*span);
-                // Nothing to drop while the oldest bucket is still kept:
-                // each bucket is pushed and popped once, O(1) amortised.
-                while let Some(&(b, n)) = buckets.front() {
+                if *used == 0 || *oldest >= oldest_kept {
+                    return *used;
+                }
+                // Each bucket is pushed and popped once: O(1) amortised.
+                while let Some(&(b, n)) = older.front() {
                     if b >= oldest_kept {
-                        break;
+                        *oldest = b;
+                        return *used;
                     }
                     *used -= n;
-                    buckets.pop_front();
+                    older.pop_front();
+                }
+                if newest.0 < oldest_kept {
+                    *used -= newest.1;
+                    newest.1 = 0;
+                } else {
+                    *oldest = newest.0;
                 }
                 *used
             }
@@ -105,15 +126,24 @@ impl Window {
         match self {
             Window::Counter { used } | Window::Fixed { used, .. } => *used += amount,
             Window::Rolling {
-                buckets,
+                newest,
+                older,
+                oldest,
                 used,
                 current,
                 ..
             } => {
                 let b = *current;
-                match buckets.back_mut() {
-                    Some((last, n)) if *last == b => *n += amount,
-                    _ => buckets.push_back((b, amount)),
+                if newest.1 > 0 && newest.0 == b {
+                    newest.1 += amount;
+                } else {
+                    if newest.1 > 0 {
+                        older.push_back(*newest);
+                    }
+                    *newest = (b, amount);
+                }
+                if *used == 0 {
+                    *oldest = b;
                 }
                 *used += amount;
             }
@@ -129,19 +159,25 @@ impl Window {
                 *used -= r;
                 r
             }
-            Window::Rolling { buckets, used, .. } => {
+            Window::Rolling {
+                newest,
+                older,
+                used,
+                ..
+            } => {
                 let mut left = amount;
-                while left > 0 {
-                    let Some((_, n)) = buckets.back_mut() else {
-                        break;
-                    };
-                    let r = left.min(*n);
-                    *n -= r;
+                while left > 0 && newest.1 > 0 {
+                    let r = left.min(newest.1);
+                    newest.1 -= r;
                     left -= r;
-                    if *n == 0 {
-                        buckets.pop_back();
+                    if newest.1 == 0
+                        && let Some(b) = older.pop_back()
+                    {
+                        *newest = b;
                     }
                 }
+                // What is left still starts at `oldest`: only the newest
+                // units went back.
                 *used -= amount - left;
                 amount - left
             }
@@ -207,5 +243,62 @@ mod tests {
         c.take(2);
         assert_eq!(c.release(5), 2);
         assert_eq!(c.used(u64::MAX), 0);
+    }
+
+    /// A plain list of buckets, oldest first, none empty: what the
+    /// rolling window must agree with.
+    #[derive(Default)]
+    struct Model(Vec<(u64, i64)>);
+
+    impl Model {
+        fn used(&mut self, now: u64, bucket: u64, span: u64) -> i64 {
+            let oldest_kept = (now / bucket).saturating_sub(span);
+            self.0.retain(|&(b, _)| b >= oldest_kept);
+            self.0.iter().map(|&(_, n)| n).sum()
+        }
+        fn take(&mut self, now: u64, bucket: u64, amount: i64) {
+            match self.0.last_mut() {
+                Some((b, n)) if *b == now / bucket => *n += amount,
+                _ => self.0.push((now / bucket, amount)),
+            }
+        }
+        fn release(&mut self, amount: i64) -> i64 {
+            let mut left = amount;
+            while left > 0 {
+                let Some((_, n)) = self.0.last_mut() else {
+                    break;
+                };
+                let r = left.min(*n);
+                *n -= r;
+                left -= r;
+                if *n == 0 {
+                    self.0.pop();
+                }
+            }
+            amount - left
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rolling_window_agrees_with_a_list_of_buckets(
+            ops in proptest::collection::vec((0u64..400, -6i64..8), 1..200)
+        ) {
+            // 1 s window: buckets of 100 ms, 10 kept besides the current.
+            let mut w = Window::new(&limit(1000), Algorithm::RollingWindow);
+            let mut m = Model::default();
+            let mut now = 0;
+            for (step_ms, amount) in ops {
+                now += step_ms * MS;
+                let used = w.used(now);
+                proptest::prop_assert_eq!(used, m.used(now, 100 * MS, 10));
+                if amount > 0 {
+                    w.take(amount);
+                    m.take(now, 100 * MS, amount);
+                } else if amount < 0 {
+                    proptest::prop_assert_eq!(w.release(-amount), m.release(-amount));
+                }
+            }
+        }
     }
 }
