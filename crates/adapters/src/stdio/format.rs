@@ -1,6 +1,7 @@
 //! One line per instance, as JSON or for a console: time, level, instance
 //! name, then the fields in sorted order.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 
 use mixer_attributes::{Timestamp, Value, format_duration};
@@ -13,13 +14,36 @@ use super::params::Level;
 /// leading `_` so that no key appears twice.
 const RESERVED: [&str; 4] = ["time", "level", "instance", "value"];
 
+thread_local! {
+    // The whole-second part of the last time written: lines come in bursts
+    // within the same second, and calendar arithmetic per line costs more
+    // than the rest of a short line.
+    static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+}
+
 /// RFC 3339 in UTC with exactly six fractional digits.
 pub(crate) fn time(out: &mut String, t: Timestamp) {
-    let whole = Timestamp::new(t.seconds(), 0)
-        .unwrap_or_default()
-        .to_string();
-    out.push_str(whole.trim_end_matches('Z'));
-    let _ = write!(out, ".{:06}Z", t.nanos() / 1000);
+    SECOND.with_borrow_mut(|(secs, text)| {
+        if *secs != t.seconds() {
+            let whole = Timestamp::new(t.seconds(), 0)
+                .unwrap_or_default()
+                .to_string();
+            text.clear();
+            text.push_str(whole.trim_end_matches('Z'));
+            *secs = t.seconds();
+        }
+        out.push_str(text);
+    });
+    let micros = t.nanos() / 1000;
+    let mut digits = [b'0'; 6];
+    let mut n = micros;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.push('.');
+    out.push_str(std::str::from_utf8(&digits).unwrap_or("000000"));
+    out.push('Z');
 }
 
 /// Appends one line (with its `\n`).
@@ -101,6 +125,7 @@ fn json_str(out: &mut String, s: &str) {
 
 fn json_value(out: &mut String, v: &Value) {
     match v {
+        Value::String(s) => json_str(out, s),
         Value::Int64(i) => {
             let _ = write!(out, "{i}");
         }
@@ -167,6 +192,17 @@ mod tests {
         s.clear();
         time(&mut s, Timestamp::new(0, 0).unwrap());
         assert_eq!(s, "1970-01-01T00:00:00.000000Z");
+        // The cached second is replaced when the second changes.
+        for (secs, nanos, want) in [
+            (0, 999_999_999, "1970-01-01T00:00:00.999999Z"),
+            (1, 1_000, "1970-01-01T00:00:01.000001Z"),
+            (1_500_000_000, 0, "2017-07-14T02:40:00.000000Z"),
+            (1, 0, "1970-01-01T00:00:01.000000Z"),
+        ] {
+            s.clear();
+            time(&mut s, Timestamp::new(secs, nanos).unwrap());
+            assert_eq!(s, want);
+        }
     }
 
     #[test]
