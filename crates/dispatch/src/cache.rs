@@ -18,17 +18,10 @@ use mixer_adapters::Clock;
 use mixer_adapters::Status;
 use mixer_attributes::{Bag, Condition, ReferencedAttributes, ValueRef};
 use parking_lot::Mutex;
+
+use crate::check::CheckDecision;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::runtime::Handle;
-
-/// A cached decision, what a hit hands back.
-#[derive(Clone, Debug)]
-pub(crate) struct Cached {
-    pub(crate) status: Status,
-    pub(crate) valid_duration: Duration,
-    pub(crate) valid_use_count: i32,
-    pub(crate) referenced: Arc<ReferencedAttributes>,
-}
 
 struct Entry {
     /// The request's values under the shape ([`encode`]d).
@@ -181,9 +174,10 @@ impl Hasher for Passthrough {
 /// a configuration yields few.
 const MAX_SHAPES: usize = 64;
 
-/// Where an encoded key goes: stored ([`Vec`]), hashed ([`Fx`]) or
-/// compared with a stored one ([`Compare`]), all from the same calls, so
-/// that a lookup neither builds nor keeps a buffer.
+/// Where an encoded key goes: stored ([`Vec`]), encoded and hashed on the
+/// stack for a lookup ([`Probe`]) or compared with a stored one
+/// ([`Compare`]), all from the same calls, so that a lookup allocates
+/// nothing.
 trait Sink {
     fn put(&mut self, bytes: &[u8]);
 }
@@ -195,12 +189,121 @@ impl Sink for Vec<u8> {
     }
 }
 
-impl Sink for Fx {
-    /// Each piece hashed apart: the pieces of equal keys are the same.
-    #[inline]
-    fn put(&mut self, bytes: &[u8]) {
-        self.write(bytes);
+/// Bytes of a key a lookup encodes on the stack: a key this long or
+/// shorter is looked up in one walk over the bag, hashed and compared as a
+/// whole; a longer one needs a second walk to compare.
+const BLOCK: usize = 256;
+
+/// A lookup's key as it is encoded: its last block on the stack, the full
+/// blocks before it already hashed. The hash depends only on the key's
+/// bytes, not on how they came in, so [`hash_key`] gives a stored key the
+/// same hash.
+struct Probe {
+    block: [u8; BLOCK],
+    len: usize,
+    /// Full blocks hashed into `h` so far (none when the key fits).
+    blocks: usize,
+    h: Fx,
+}
+
+impl Probe {
+    fn new() -> Probe {
+        Probe {
+            block: [0; BLOCK],
+            len: 0,
+            blocks: 0,
+            h: Fx::default(),
+        }
     }
+
+    fn reset(&mut self) {
+        self.len = 0;
+        self.blocks = 0;
+        self.h = Fx::default();
+    }
+
+    /// The key's hash: its full blocks word by word, then the rest as
+    /// [`Fx::write`] takes bytes (with its length).
+    fn finish(&self) -> u64 {
+        let mut h = Fx(self.h.0);
+        h.write(&self.block[..self.len]);
+        h.finish()
+    }
+
+    /// The whole key, when it fitted in one block.
+    fn key(&self) -> Option<&[u8]> {
+        (self.blocks == 0).then(|| &self.block[..self.len])
+    }
+}
+
+impl Sink for Probe {
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        if end <= BLOCK {
+            copy_short(&mut self.block[self.len..end], bytes);
+            self.len = end;
+        } else {
+            self.spill(bytes);
+        }
+    }
+}
+
+impl Probe {
+    /// Fills the block, hashes it, and goes on with the rest. A full block
+    /// is hashed only once more bytes follow it, so a key of exactly one
+    /// block still compares in one piece.
+    #[cold]
+    fn spill(&mut self, mut bytes: &[u8]) {
+        loop {
+            let end = self.len + bytes.len();
+            if end <= BLOCK {
+                self.block[self.len..end].copy_from_slice(bytes);
+                self.len = end;
+                return;
+            }
+            let (head, tail) = bytes.split_at(BLOCK - self.len);
+            self.block[self.len..].copy_from_slice(head);
+            for c in self.block.chunks_exact(8) {
+                self.h
+                    .add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+            }
+            self.blocks += 1;
+            self.len = 0;
+            bytes = tail;
+        }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short pieces a key is made of, as
+/// two overlapping moves of a fixed size rather than a call to `memcpy`
+/// (which cost more than the copying).
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if n > 32 {
+        dst.copy_from_slice(src);
+    } else if n >= 16 {
+        dst[..16].copy_from_slice(&src[..16]);
+        dst[n - 16..].copy_from_slice(&src[n - 16..]);
+    } else if n >= 8 {
+        dst[..8].copy_from_slice(&src[..8]);
+        dst[n - 8..].copy_from_slice(&src[n - 8..]);
+    } else if n >= 4 {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[n - 4..].copy_from_slice(&src[n - 4..]);
+    } else {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+    }
+}
+
+/// The hash a lookup computes for the same bytes.
+fn hash_key(key: &[u8]) -> u64 {
+    let mut p = Probe::new();
+    p.put(key);
+    p.finish()
 }
 
 /// Compares the pieces, in order, with a stored key.
@@ -219,15 +322,28 @@ impl Sink for Compare<'_> {
     }
 }
 
+/// A tag, the length, the bytes. A length under 255 takes one byte, a
+/// longer one 255 and then eight: prefix-free either way, and the values
+/// a check reads are mostly short.
 #[inline]
 fn bytes(key: &mut impl Sink, tag: u8, b: &[u8]) {
-    key.put(&[tag]);
-    key.put(&(b.len() as u64).to_le_bytes());
+    let n = b.len();
+    match u8::try_from(n) {
+        // As one 16-bit value: two bytes stored apart and read back as
+        // one piece stall the store buffer.
+        Ok(short) if short < u8::MAX => {
+            key.put(&(u16::from(tag) | u16::from(short) << 8).to_le_bytes());
+        }
+        _ => {
+            key.put(&[tag, u8::MAX]);
+            key.put(&(n as u64).to_le_bytes());
+        }
+    }
     key.put(b);
 }
 
 /// Writes `v` to `key` self-delimited (a tag, then fixed-size bytes or a
-/// length and the bytes), so that two keys of a shape are equal exactly
+/// length and the bytes, see [`bytes`]), so that two keys of a shape are equal exactly
 /// when their values are (floats by their bits).
 #[inline]
 fn encode(v: ValueRef<'_>, key: &mut impl Sink) {
@@ -374,29 +490,41 @@ impl CheckCache {
         inner.len = 0;
     }
 
-    /// The cached decision for `bag`, using it once.
-    pub(crate) fn get<B: Bag + ?Sized>(&self, bag: &B, now: Tick) -> Option<Cached> {
+    /// The cached decision for `bag`, using it once, with what `refs`
+    /// makes of the attributes it read (a caller that does not want them
+    /// pays nothing for them).
+    pub(crate) fn get<B: Bag + ?Sized, R>(
+        &self,
+        bag: &B,
+        now: Tick,
+        refs: impl FnOnce(&Arc<ReferencedAttributes>) -> R,
+    ) -> Option<(CheckDecision, R)> {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
+        let mut probe = Probe::new();
         for shape in &mut inner.shapes {
-            // Two walks over the bag, hashing then comparing, cost less
-            // than collecting the key into a buffer.
-            let mut h = Fx::default();
-            if !encode_bag(&shape.refs, bag, &mut h) {
+            // One walk over the bag encodes the key on the stack; a key
+            // longer than a block is compared in a second walk rather
+            // than collected on the heap.
+            probe.reset();
+            if !encode_bag(&shape.refs, bag, &mut probe) {
                 continue;
             }
-            let hash = h.finish();
+            let hash = probe.finish();
             let Some(bucket) = shape.entries.get_mut(&hash) else {
                 continue;
             };
             // The whole key compared: a hash collision is only a miss.
-            let found = bucket.iter().position(|e| {
-                let mut c = Compare {
-                    rest: &e.key,
-                    same: true,
-                };
-                encode_bag(&shape.refs, bag, &mut c) && c.same && c.rest.is_empty()
-            });
+            let found = match probe.key() {
+                Some(key) => bucket.iter().position(|e| *e.key == *key),
+                None => bucket.iter().position(|e| {
+                    let mut c = Compare {
+                        rest: &e.key,
+                        same: true,
+                    };
+                    encode_bag(&shape.refs, bag, &mut c) && c.same && c.rest.is_empty()
+                }),
+            };
             let Some(pos) = found else {
                 continue;
             };
@@ -409,40 +537,37 @@ impl CheckCache {
                 inner.len -= 1;
                 return None;
             }
-            let out = Cached {
+            let out = CheckDecision {
                 status: e.status.clone(),
                 valid_duration: Duration::from_nanos(e.expires - now.0),
                 valid_use_count: e.uses_left,
-                referenced: shape.refs.clone(),
             };
             e.uses_left -= 1;
             inner.hits[usize::from(!out.status.is_ok())] += 1;
-            return Some(out);
+            return Some((out, refs(&shape.refs)));
         }
         None
     }
 
     /// Keeps a fresh decision, which has been used once already, made
-    /// under configuration `generation`.
+    /// under configuration `generation` reading `referenced`.
     pub(crate) fn insert<B: Bag + ?Sized>(
         &self,
         bag: &B,
         now: Tick,
         generation: u64,
-        decision: &Cached,
+        referenced: &ReferencedAttributes,
+        decision: &CheckDecision,
     ) {
         let uses_left = decision.valid_use_count.saturating_sub(1);
         if decision.valid_duration.is_zero() || uses_left <= 0 {
             return;
         }
         let mut key = Vec::new();
-        let mut h = Fx::default();
-        if !encode_bag(&decision.referenced, bag, &mut key)
-            || !encode_bag(&decision.referenced, bag, &mut h)
-        {
+        if !encode_bag(referenced, bag, &mut key) {
             return;
         }
-        let hash = h.finish();
+        let hash = hash_key(&key);
         let mut inner = self.inner.lock();
         if inner.generation != generation {
             return;
@@ -460,15 +585,11 @@ impl CheckCache {
             uses_left,
             seq: inner.seq,
         };
-        let idx = match inner
-            .shapes
-            .iter()
-            .position(|s| *s.refs == *decision.referenced)
-        {
+        let idx = match inner.shapes.iter().position(|s| *s.refs == *referenced) {
             Some(i) => i,
             None if inner.shapes.len() < MAX_SHAPES => {
                 inner.shapes.push(Shape {
-                    refs: decision.referenced.clone(),
+                    refs: Arc::new(referenced.clone()),
                     entries: HashMap::default(),
                 });
                 inner.shapes.len() - 1
@@ -524,13 +645,24 @@ mod tests {
     use mixer_adapters::ManualClock;
     use mixer_attributes::{AttrId, OwnedBag, StringMap, Value};
 
+    struct Cached {
+        refs: ReferencedAttributes,
+        decision: CheckDecision,
+    }
+
     fn decision(refs: ReferencedAttributes) -> Cached {
         Cached {
-            status: Status::OK,
-            valid_duration: Duration::from_secs(60),
-            valid_use_count: 100,
-            referenced: Arc::new(refs),
+            refs,
+            decision: CheckDecision {
+                status: Status::OK,
+                valid_duration: Duration::from_secs(60),
+                valid_use_count: 100,
+            },
         }
+    }
+
+    fn insert(cache: &CheckCache, bag: &OwnedBag, generation: u64, d: &Cached) {
+        cache.insert(bag, cache.now(), generation, &d.refs, &d.decision);
     }
 
     #[tokio::test]
@@ -542,19 +674,19 @@ mod tests {
         refs.record(user, Condition::Exact);
         refs.record(path, Condition::Absence);
         let alice = OwnedBag::new().with("source.user", Value::String("alice".into()));
-        cache.insert(&alice, cache.now(), 0, &decision(refs));
-        assert!(cache.get(&alice, cache.now()).is_some());
+        insert(&cache, &alice, 0, &decision(refs));
+        assert!(cache.get(&alice, cache.now(), |_| ()).is_some());
         // Same user, but the attribute recorded absent is now present.
         let with_path = alice
             .clone()
             .with("request.path", Value::String("/".into()));
-        assert!(cache.get(&with_path, cache.now()).is_none());
+        assert!(cache.get(&with_path, cache.now(), |_| ()).is_none());
         // Another value of an EXACT attribute.
         let bob = OwnedBag::new().with("source.user", Value::String("bob".into()));
-        assert!(cache.get(&bob, cache.now()).is_none());
+        assert!(cache.get(&bob, cache.now(), |_| ()).is_none());
         // An unreferenced attribute does not matter.
         let other = alice.with("request.host", Value::String("h".into()));
-        assert!(cache.get(&other, cache.now()).is_some());
+        assert!(cache.get(&other, cache.now(), |_| ()).is_some());
     }
 
     #[tokio::test]
@@ -566,15 +698,15 @@ mod tests {
         let d = decision(refs);
         for i in 0..100 {
             let b = OwnedBag::new().with("source.user", Value::String(format!("u{i}")));
-            cache.insert(&b, cache.now(), 0, &d);
+            insert(&cache, &b, 0, &d);
             assert!(cache.len() <= 8);
         }
         // The newest survive eviction.
         let last = OwnedBag::new().with("source.user", Value::String("u99".into()));
-        assert!(cache.get(&last, cache.now()).is_some());
+        assert!(cache.get(&last, cache.now(), |_| ()).is_some());
         // A decision of an older configuration is not taken in.
         cache.clear(2);
-        cache.insert(&last, cache.now(), 1, &d);
+        insert(&cache, &last, 1, &d);
         assert_eq!(cache.len(), 0);
     }
 
@@ -595,23 +727,27 @@ mod tests {
                 )
         };
         let stored = bag("ab", "c", &[("k", "vw")]);
-        cache.insert(&stored, cache.now(), 0, &decision(refs));
-        assert!(cache.get(&stored, cache.now()).is_some());
+        insert(&cache, &stored, 0, &decision(refs));
+        assert!(cache.get(&stored, cache.now(), |_| ()).is_some());
         // The same bytes split differently between values, or between a
         // map's key and value, are other requests.
         assert!(
             cache
-                .get(&bag("a", "bc", &[("k", "vw")]), cache.now())
+                .get(&bag("a", "bc", &[("k", "vw")]), cache.now(), |_| ())
                 .is_none()
         );
         assert!(
             cache
-                .get(&bag("ab", "c", &[("kv", "w")]), cache.now())
+                .get(&bag("ab", "c", &[("kv", "w")]), cache.now(), |_| ())
                 .is_none()
         );
         assert!(
             cache
-                .get(&bag("ab", "c", &[("k", "vw"), ("", "")]), cache.now())
+                .get(
+                    &bag("ab", "c", &[("k", "vw"), ("", "")]),
+                    cache.now(),
+                    |_| ()
+                )
                 .is_none()
         );
         let typed = OwnedBag::new()
@@ -621,7 +757,87 @@ mod tests {
                 "request.headers",
                 Value::StringMap([("k", "vw")].into_iter().collect()),
             );
-        assert!(cache.get(&typed, cache.now()).is_none());
+        assert!(cache.get(&typed, cache.now(), |_| ()).is_none());
+    }
+
+    #[test]
+    fn a_key_hashes_the_same_however_it_is_split() {
+        let bytes: Vec<u8> = (0..3 * BLOCK as u32 + 5)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        for len in 0..bytes.len() {
+            let key = &bytes[..len];
+            for step in [
+                1,
+                3,
+                4,
+                7,
+                8,
+                13,
+                16,
+                17,
+                31,
+                32,
+                33,
+                BLOCK - 1,
+                BLOCK,
+                BLOCK + 3,
+            ] {
+                let mut p = Probe::new();
+                for piece in key.chunks(step) {
+                    p.put(piece);
+                }
+                assert_eq!(p.finish(), hash_key(key), "len {len} step {step}");
+                assert_eq!(p.key().is_some(), len <= BLOCK);
+                if let Some(k) = p.key() {
+                    assert_eq!(k, key);
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn keys_around_and_past_the_stack_block() {
+        let cache = CheckCache::new(1024, Arc::new(ManualClock::new()), &Handle::current());
+        let mut refs = ReferencedAttributes::new();
+        refs.record(AttrId::of("request.path"), Condition::Exact);
+        refs.record(AttrId::of("source.user"), Condition::Exact);
+        let d = decision(refs);
+        let bag = |path: &str, user: &str| {
+            OwnedBag::new()
+                .with("request.path", Value::String(path.into()))
+                .with("source.user", Value::String(user.into()))
+        };
+        // Each string takes 9 bytes besides its own: keys from well inside
+        // one block to several blocks long, one exactly a block.
+        for n in (BLOCK - 40..BLOCK + 40).chain([3 * BLOCK, 5000]) {
+            let path = "p".repeat(n);
+            insert(&cache, &bag(&path, "alice"), 0, &d);
+            assert!(
+                cache
+                    .get(&bag(&path, "alice"), cache.now(), |_| ())
+                    .is_some()
+            );
+            // Differing only after the first block, or only in its last
+            // byte, or by a byte moved from one value to the other.
+            assert!(
+                cache
+                    .get(&bag(&path, "alicf"), cache.now(), |_| ())
+                    .is_none()
+            );
+            let mut other = path.clone();
+            other.replace_range(n - 1.., "q");
+            assert!(
+                cache
+                    .get(&bag(&other, "alice"), cache.now(), |_| ())
+                    .is_none()
+            );
+            assert!(
+                cache
+                    .get(&bag(&path[1..], "palice"), cache.now(), |_| ())
+                    .is_none()
+            );
+        }
     }
 
     #[test]
@@ -633,19 +849,17 @@ mod tests {
         let cache = CheckCache::new(16, Arc::new(ManualClock::new()), rt.handle());
         let mut refs = ReferencedAttributes::new();
         refs.record(AttrId::of("source.user"), Condition::Exact);
-        let d = Cached {
-            valid_use_count: 1001,
-            ..decision(refs)
-        };
+        let mut d = decision(refs);
+        d.decision.valid_use_count = 1001;
         let bag = OwnedBag::new().with("source.user", Value::String("alice".into()));
         // Used once by the check that made it: 1000 uses left.
-        cache.insert(&bag, cache.now(), 0, &d);
+        insert(&cache, &bag, 0, &d);
         let served = std::sync::atomic::AtomicUsize::new(0);
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
                     for _ in 0..500 {
-                        if cache.get(&bag, cache.now()).is_some() {
+                        if cache.get(&bag, cache.now(), |_| ()).is_some() {
                             served.fetch_add(1, Ordering::Relaxed);
                         }
                     }

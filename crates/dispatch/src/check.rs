@@ -9,7 +9,6 @@ use mixer_adapters::{Status, Variety};
 use mixer_attributes::{Bag, ReferencedAttributes};
 use mixer_proto::code;
 
-use crate::cache::Cached;
 use crate::call::call_handlers;
 use crate::dispatcher::{Dispatcher, Inner};
 use crate::request::{Merge, SCRATCH, Seen, matches};
@@ -31,6 +30,42 @@ pub struct CheckOutcome {
     /// Every attribute (and map key) the decision read, present or absent:
     /// what a cache of this decision must key on.
     pub referenced: Arc<ReferencedAttributes>,
+}
+
+/// The decision of a check without the attributes it read, from
+/// [`Dispatcher::check_decision`]: what a caller that does not cache
+/// decisions under their attributes needs (a server answering a proxy).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckDecision {
+    /// As [`CheckOutcome::status`].
+    pub status: Status,
+    /// As [`CheckOutcome::valid_duration`].
+    pub valid_duration: Duration,
+    /// As [`CheckOutcome::valid_use_count`].
+    pub valid_use_count: i32,
+}
+
+/// What a check hands back besides its decision: the referenced set
+/// ([`Dispatcher::check`]) or nothing ([`Dispatcher::check_decision`]),
+/// which spares a cache hit the reference count of a shared set and a
+/// check without the cache the copy of its scratch set.
+trait Referenced: Sized {
+    fn from_cache(shared: &Arc<ReferencedAttributes>) -> Self;
+    fn from_scratch(scratch: &ReferencedAttributes) -> Self;
+}
+
+impl Referenced for Arc<ReferencedAttributes> {
+    fn from_cache(shared: &Arc<ReferencedAttributes>) -> Self {
+        shared.clone()
+    }
+    fn from_scratch(scratch: &ReferencedAttributes) -> Self {
+        Arc::new(scratch.clone())
+    }
+}
+
+impl Referenced for () {
+    fn from_cache(_: &Arc<ReferencedAttributes>) -> Self {}
+    fn from_scratch(_: &ReferencedAttributes) -> Self {}
 }
 
 impl Inner {
@@ -57,24 +92,41 @@ impl Dispatcher {
     /// poll, nothing spawned or boxed. Handlers that do I/O are awaited
     /// together, each under its timeout (this needs a tokio runtime).
     pub async fn check<B: Bag + Sync + ?Sized>(&self, bag: &B) -> CheckOutcome {
+        let (d, referenced) = self.decide::<B, Arc<ReferencedAttributes>>(bag).await;
+        CheckOutcome {
+            status: d.status,
+            valid_duration: d.valid_duration,
+            valid_use_count: d.valid_use_count,
+            referenced,
+        }
+    }
+
+    /// Checks a request as [`check`](Dispatcher::check) does, without
+    /// handing back the attributes the decision read: for callers that
+    /// only answer with it. Cheaper on a cache hit (no shared set to
+    /// count a reference to) and without the cache (no set copied out).
+    pub async fn check_decision<B: Bag + Sync + ?Sized>(&self, bag: &B) -> CheckDecision {
+        self.decide::<B, ()>(bag).await.0
+    }
+
+    async fn decide<B: Bag + Sync + ?Sized, R: Referenced>(&self, bag: &B) -> (CheckDecision, R) {
         let inner = &*self.inner;
         let now = inner.cache.as_ref().map(|c| c.now());
         if let (Some(cache), Some(now)) = (&inner.cache, now) {
-            if let Some(hit) = cache.get(bag, now) {
-                // Counted by the cache (see `Metrics::samples`).
-                return CheckOutcome {
-                    status: hit.status,
-                    valid_duration: hit.valid_duration,
-                    valid_use_count: hit.valid_use_count,
-                    referenced: hit.referenced,
-                };
+            // Counted by the cache (see `Metrics::samples`).
+            if let Some(hit) = cache.get(bag, now, R::from_cache) {
+                return hit;
             }
             inner.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
         }
         let snap = inner.snapshot.load_full();
         let mut merge = Merge::default();
-        let (instances, referenced) = SCRATCH
-            .with(|cell| build_instances(inner, &snap, bag, &mut cell.borrow_mut(), &mut merge));
+        // The thread's scratch set, taken for the whole check (handlers may
+        // be awaited, and the cache keys on the set afterwards) and given
+        // back at the end: steady-state checks record without allocating.
+        let mut refs = SCRATCH.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+        let instances = build_instances(inner, &snap, bag, &mut refs, &mut merge);
+        let referenced = R::from_scratch(&refs);
 
         call_handlers(
             inner,
@@ -94,28 +146,18 @@ impl Dispatcher {
             inner.options.default_valid_use_count,
         );
         inner.metrics.checks.count(status.code, from_error);
-        let outcome = CheckOutcome {
+        let decision = CheckDecision {
             status,
             valid_duration,
             valid_use_count,
-            referenced,
         };
         if let (Some(cache), Some(now)) = (&inner.cache, now)
             && !errors
         {
-            cache.insert(
-                bag,
-                now,
-                snap.generation,
-                &Cached {
-                    status: outcome.status.clone(),
-                    valid_duration: outcome.valid_duration,
-                    valid_use_count: outcome.valid_use_count,
-                    referenced: outcome.referenced.clone(),
-                },
-            );
+            cache.insert(bag, now, snap.generation, &refs, &decision);
         }
-        outcome
+        SCRATCH.with(|cell| *cell.borrow_mut() = refs);
+        (decision, referenced)
     }
 }
 
@@ -129,7 +171,7 @@ fn build_instances<B: Bag + ?Sized>(
     bag: &B,
     refs: &mut ReferencedAttributes,
     merge: &mut Merge,
-) -> (Built, Arc<ReferencedAttributes>) {
+) -> Built {
     refs.clear();
     let ns = inner.ids.namespace(bag, refs);
     let routes = snap.routes(ns).of(Variety::Check);
@@ -188,5 +230,107 @@ fn build_instances<B: Bag + ?Sized>(
             }
         }
     }
-    (built, Arc::new(refs.clone()))
+    built
+}
+
+#[cfg(test)]
+mod tests {
+    use mixer_adapters::Registry;
+    use mixer_attributes::{OwnedBag, Value};
+    use mixer_config::load::Documents;
+
+    use super::*;
+    use crate::Options;
+
+    const YAML: &str = r#"
+apiVersion: config.istio.io/v1alpha2
+kind: handler
+metadata: {name: deny, namespace: istio-system}
+spec: {compiledAdapter: denier, params: {status: {code: 7, message: bots}, validUseCount: 3}}
+---
+apiVersion: config.istio.io/v1alpha2
+kind: instance
+metadata: {name: nothing, namespace: istio-system}
+spec: {compiledTemplate: checknothing}
+---
+apiVersion: config.istio.io/v1alpha2
+kind: rule
+metadata: {name: bots, namespace: istio-system}
+spec:
+  match: request.useragent == "bot"
+  actions: [{handler: deny, instances: [nothing]}]
+"#;
+
+    fn dispatcher(options: Options) -> Dispatcher {
+        let d = Dispatcher::new(
+            Registry::builtin(),
+            tokio::runtime::Handle::current(),
+            options,
+        );
+        let mut docs = Documents::new();
+        docs.add_yaml("t.yaml", YAML);
+        d.load(docs).unwrap();
+        d
+    }
+
+    fn agent(ua: &str, path: &str) -> OwnedBag {
+        OwnedBag::new()
+            .with("request.useragent", Value::String(ua.into()))
+            .with("request.path", Value::String(path.into()))
+    }
+
+    fn decision(o: &CheckOutcome) -> CheckDecision {
+        CheckDecision {
+            status: o.status.clone(),
+            valid_duration: o.valid_duration,
+            valid_use_count: o.valid_use_count,
+        }
+    }
+
+    #[tokio::test]
+    async fn check_decision_is_check_without_the_referenced_set() {
+        let fresh = dispatcher(Options::default().without_cache());
+        let d = dispatcher(Options::default());
+        let cache = d.inner.cache.as_ref().unwrap();
+        let misses = || d.inner.metrics.cache_misses.load(Ordering::Relaxed);
+        let bot = fresh.check(&agent("bot", "/")).await;
+        assert_eq!(bot.status.code, 7);
+        assert_eq!(bot.valid_use_count, 3);
+        assert_eq!(
+            fresh.check_decision(&agent("bot", "/")).await,
+            decision(&bot)
+        );
+
+        // The two share the cache and its use counts: a decision valid for
+        // 3 uses is answered fresh once, then twice from the cache.
+        assert_eq!(d.check_decision(&agent("bot", "/a")).await, decision(&bot));
+        assert_eq!((cache.hits(), misses()), ((0, 0), 1));
+        let hit = d.check(&agent("bot", "/b")).await;
+        assert_eq!(hit.status, bot.status);
+        assert_eq!(hit.valid_use_count, 2);
+        // Cached under the set the fresh check read.
+        assert_eq!(hit.referenced, bot.referenced);
+        let hit = d.check_decision(&agent("bot", "/c")).await;
+        assert_eq!((hit.status.code, hit.valid_use_count), (7, 1));
+        assert_eq!((cache.hits(), misses()), ((0, 2), 1));
+        // Used up: decided afresh.
+        assert_eq!(d.check_decision(&agent("bot", "/d")).await, decision(&bot));
+        assert_eq!((cache.hits(), misses()), ((0, 2), 2));
+
+        // An allowed request, fresh and then from the cache.
+        let human = fresh.check(&agent("curl", "/")).await;
+        assert!(human.status.is_ok());
+        assert_eq!(
+            d.check_decision(&agent("curl", "/a")).await,
+            decision(&human)
+        );
+        let hit = d.check_decision(&agent("curl", "/b")).await;
+        assert!(hit.status.is_ok());
+        assert_eq!(hit.valid_use_count, human.valid_use_count - 1);
+        assert_eq!((cache.hits(), misses()), ((1, 2), 3));
+        assert_eq!(
+            d.check(&agent("curl", "/c")).await.referenced,
+            human.referenced
+        );
+    }
 }

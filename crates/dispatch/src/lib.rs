@@ -89,7 +89,7 @@ mod schema;
 mod slot;
 mod snapshot;
 
-pub use check::CheckOutcome;
+pub use check::{CheckDecision, CheckOutcome};
 pub use dispatcher::Dispatcher;
 pub use error::{Error, Problem};
 pub use metrics::{MetricKind, Sample};
