@@ -82,7 +82,7 @@ impl Kind for Check {
         let dispatcher = shared.dispatcher.clone();
         let index = req.request_index;
         Work::Later(Box::pin(async move {
-            let out = dispatcher.check(&bag).await;
+            let out = dispatcher.check_decision(&bag).await;
             proto::CheckResponse {
                 request_index: index,
                 attribute_update: None,
