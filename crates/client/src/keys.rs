@@ -158,8 +158,7 @@ impl KeySet {
                     let id = id.as_u32();
                     sorted &= last.is_none_or(|l| l < id);
                     last = Some(id);
-                    out.extend_from_slice(&id.to_le_bytes());
-                    put_value(out, v);
+                    put_value(out, id, v);
                 });
                 if !sorted {
                     out.clear();
@@ -170,8 +169,7 @@ impl KeySet {
                     ids.dedup();
                     for id in ids.iter() {
                         if let Some(v) = bag.get(*id) {
-                            out.extend_from_slice(&id.as_u32().to_le_bytes());
-                            put_value(out, v);
+                            put_value(out, id.as_u32(), v);
                         }
                     }
                 }
@@ -179,11 +177,8 @@ impl KeySet {
             KeySet::Parts(parts) => {
                 for p in parts {
                     match p.read(bag) {
-                        Some(v) => {
-                            out.push(1);
-                            put_value(out, v);
-                        }
-                        None => out.push(0),
+                        Some(v) => put_value(out, 1, v),
+                        None => out.extend_from_slice(&0u64.to_le_bytes()),
                     }
                 }
             }
@@ -191,78 +186,95 @@ impl KeySet {
     }
 }
 
-/// Appends `v`, self-delimited: a type tag, then fixed-size fields or
-/// length-prefixed bytes.
-fn put_value(out: &mut Vec<u8>, v: ValueRef<'_>) {
+/// Appends `v` behind a header word: `prefix` (an attribute id, or 1 for
+/// a present part) in the low 32 bits, the type tag in the next 8 and a
+/// small field in the top 24 (a length, a count or a bool; lengths that do
+/// not fit escape to a following u64). Fixed-size fields or the bytes
+/// follow. Whole words keep the writes few: this runs on every cache
+/// lookup.
+#[inline]
+fn put_value(out: &mut Vec<u8>, prefix: u32, v: ValueRef<'_>) {
     match v {
         // Semantic values travel as their wire type, so a URI and the same
         // string are the same key.
         ValueRef::String(s)
         | ValueRef::EmailAddress(s)
         | ValueRef::Uri(s)
-        | ValueRef::DnsName(s) => {
-            out.push(0);
-            put_bytes(out, s.as_bytes());
-        }
+        | ValueRef::DnsName(s) => put_var(out, prefix, 0, s.as_bytes()),
+        ValueRef::Bytes(b) => put_var(out, prefix, 6, b),
         ValueRef::Int64(x) => {
-            out.push(1);
+            out.extend_from_slice(&head(prefix, 1, 0).to_le_bytes());
             out.extend_from_slice(&x.to_le_bytes());
         }
         ValueRef::Double(x) => {
-            out.push(2);
+            out.extend_from_slice(&head(prefix, 2, 0).to_le_bytes());
             out.extend_from_slice(&x.to_bits().to_le_bytes());
         }
-        ValueRef::Bool(x) => out.extend_from_slice(&[3, u8::from(x)]),
+        ValueRef::Bool(x) => out.extend_from_slice(&head(prefix, 3, u32::from(x)).to_le_bytes()),
         ValueRef::Timestamp(t) => {
-            out.push(4);
+            out.extend_from_slice(&head(prefix, 4, 0).to_le_bytes());
             out.extend_from_slice(&t.seconds().to_le_bytes());
             out.extend_from_slice(&t.nanos().to_le_bytes());
         }
         ValueRef::Duration(d) => {
-            out.push(5);
+            out.extend_from_slice(&head(prefix, 5, 0).to_le_bytes());
             out.extend_from_slice(&d.as_secs().to_le_bytes());
             out.extend_from_slice(&d.subsec_nanos().to_le_bytes());
         }
-        ValueRef::Bytes(b) => {
-            out.push(6);
-            put_bytes(out, b);
-        }
         ValueRef::IpAddress(IpAddr::V4(ip)) => {
-            out.push(7);
+            out.extend_from_slice(&head(prefix, 7, 0).to_le_bytes());
             out.extend_from_slice(&ip.octets());
         }
         ValueRef::IpAddress(IpAddr::V6(ip)) => {
-            out.push(8);
+            out.extend_from_slice(&head(prefix, 8, 0).to_le_bytes());
             out.extend_from_slice(&ip.octets());
         }
         ValueRef::StringMap(m) => {
             // Entries come in key order: equal maps encode alike.
-            out.push(9);
-            put_len(out, m.len());
+            put_head(out, prefix, 9, m.len());
             for (k, v) in m.iter() {
-                put_bytes(out, k.as_bytes());
-                put_bytes(out, v.as_bytes());
+                match (u32::try_from(k.len()), u32::try_from(v.len())) {
+                    (Ok(kl), Ok(vl)) if kl != u32::MAX => {
+                        out.extend_from_slice(&(u64::from(kl) | u64::from(vl) << 32).to_le_bytes());
+                    }
+                    _ => {
+                        out.extend_from_slice(&u64::from(u32::MAX).to_le_bytes());
+                        out.extend_from_slice(&(k.len() as u64).to_le_bytes());
+                        out.extend_from_slice(&(v.len() as u64).to_le_bytes());
+                    }
+                }
+                out.extend_from_slice(k.as_bytes());
+                out.extend_from_slice(v.as_bytes());
             }
         }
     }
 }
 
+/// The small field's escape: the length follows as a u64.
+const ESCAPE: u32 = 0xFF_FFFF;
+
 #[inline]
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    put_len(out, b.len());
-    out.extend_from_slice(b);
+fn head(prefix: u32, tag: u8, small: u32) -> u64 {
+    u64::from(prefix) | u64::from(tag) << 32 | u64::from(small) << 40
 }
 
-/// Four bytes, or an escape and eight for lengths that do not fit.
 #[inline]
-fn put_len(out: &mut Vec<u8>, n: usize) {
+fn put_head(out: &mut Vec<u8>, prefix: u32, tag: u8, n: usize) {
     match u32::try_from(n) {
-        Ok(n) if n != u32::MAX => out.extend_from_slice(&n.to_le_bytes()),
+        Ok(small) if small < ESCAPE => {
+            out.extend_from_slice(&head(prefix, tag, small).to_le_bytes())
+        }
         _ => {
-            out.extend_from_slice(&u32::MAX.to_le_bytes());
+            out.extend_from_slice(&head(prefix, tag, ESCAPE).to_le_bytes());
             out.extend_from_slice(&(n as u64).to_le_bytes());
         }
     }
+}
+
+#[inline]
+fn put_var(out: &mut Vec<u8>, prefix: u32, tag: u8, b: &[u8]) {
+    put_head(out, prefix, tag, b.len());
+    out.extend_from_slice(b);
 }
 
 #[cfg(test)]
