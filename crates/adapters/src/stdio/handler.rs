@@ -23,7 +23,8 @@ use super::rotate::{FileSink, Sink};
 pub const MAX_QUEUED_INSTANCES: usize = 65_536;
 
 enum Msg {
-    Logs(Vec<(LogEntryInstance, Level)>, Timestamp),
+    /// Entries below the output level are skipped by the writer.
+    Logs(Vec<LogEntryInstance>, Timestamp),
     Metrics(Vec<MetricInstance>, Timestamp, Level),
     Close(oneshot::Sender<()>),
 }
@@ -41,9 +42,8 @@ pub struct StdioHandler {
     tx: Mutex<Option<mpsc::Sender<Msg>>>,
     stats: Arc<Stats>,
     clock: Arc<dyn Clock>,
-    output_level: Level,
+    levels: Arc<Levels>,
     metric_level: Level,
-    severity_levels: std::collections::BTreeMap<String, Level>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -69,20 +69,23 @@ impl StdioHandler {
         let stats = Arc::new(Stats::default());
         let (tx, rx) = mpsc::channel();
         let json = p.output_as_json;
+        let levels = Arc::new(Levels {
+            output: p.output_level,
+            severities: p.severity_levels,
+        });
         let thread = {
-            let stats = stats.clone();
+            let (stats, levels) = (stats.clone(), levels.clone());
             std::thread::Builder::new()
                 .name("mixer-stdio".into())
-                .spawn(move || write_loop(rx, sink, json, &stats))
+                .spawn(move || write_loop(rx, sink, json, &levels, &stats))
                 .map_err(|e| Error::Build(format!("stdio: cannot start the writer: {e}")))?
         };
         Ok(StdioHandler {
             tx: Mutex::new(Some(tx)),
             stats,
             clock,
-            output_level: p.output_level,
+            levels,
             metric_level: p.metric_level,
-            severity_levels: p.severity_levels,
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -147,7 +150,20 @@ impl Pending<'_> {
     }
 }
 
-fn write_loop(rx: mpsc::Receiver<Msg>, mut sink: Sink, json: bool, stats: &Stats) {
+/// Which entries are written.
+struct Levels {
+    output: Level,
+    severities: std::collections::BTreeMap<String, Level>,
+}
+
+impl Levels {
+    fn of(&self, e: &LogEntryInstance) -> Option<Level> {
+        let l = level_of(&e.severity, &self.severities);
+        (l >= self.output).then_some(l)
+    }
+}
+
+fn write_loop(rx: mpsc::Receiver<Msg>, mut sink: Sink, json: bool, levels: &Levels, stats: &Stats) {
     let mut buf = String::new();
     let mut pending = Pending { lines: 0, stats };
     while let Ok(first) = rx.recv() {
@@ -157,10 +173,11 @@ fn write_loop(rx: mpsc::Receiver<Msg>, mut sink: Sink, json: bool, stats: &Stats
             match msg {
                 Msg::Logs(entries, now) => {
                     stats.queued.fetch_sub(entries.len(), Ordering::Relaxed);
-                    for (e, level) in &entries {
+                    for e in &entries {
+                        let Some(level) = levels.of(e) else { continue };
                         buf.clear();
                         let t = e.timestamp.unwrap_or(now);
-                        format::line(&mut buf, json, t, *level, &e.name, None, &e.variables);
+                        format::line(&mut buf, json, t, level, &e.name, None, &e.variables);
                         pending.line(&mut sink, &buf);
                     }
                 }
@@ -199,20 +216,15 @@ impl Handler for StdioHandler {
         let now = self.clock.timestamp();
         match batch {
             ReportBatch::LogEntry(entries) => {
-                let kept: Vec<(LogEntryInstance, Level)> = entries
-                    .into_iter()
-                    .filter_map(|e| {
-                        let l = level_of(&e.severity, &self.severity_levels);
-                        (l >= self.output_level).then_some((e, l))
-                    })
-                    .collect();
-                if kept.is_empty() {
+                // The batch goes over as it came (no copy); the writer
+                // skips the entries below the output level.
+                if !entries.iter().any(|e| self.levels.of(e).is_some()) {
                     return Ok(());
                 }
-                self.enqueue(kept.len(), Msg::Logs(kept, now))
+                self.enqueue(entries.len(), Msg::Logs(entries, now))
             }
             ReportBatch::Metric(metrics) => {
-                if self.metric_level < self.output_level || metrics.is_empty() {
+                if self.metric_level < self.levels.output || metrics.is_empty() {
                     return Ok(());
                 }
                 let n = metrics.len();
