@@ -1,8 +1,10 @@
 //! The client: a check answered from the client's cache against the same
 //! check sent over loopback to a mixer-server in this process (20
 //! attributes, same run), with allocations per cache hit counted (must be
-//! zero); and the embedded proxy's latency per request with the Mixer
-//! linked in against the same proxy with the Mixer off (same run).
+//! zero); and the embedded proxy with the Mixer linked in against the same
+//! proxy with the Mixer off: the Mixer's in-process part per request beside
+//! a no-op, and whole HTTP requests interleaved with the Mixer off (same
+//! run).
 
 #[allow(unreachable_pub)]
 #[path = "support/counting_alloc.rs"]
@@ -21,12 +23,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Full};
+use hyper::header::{HOST, USER_AGENT};
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -201,9 +205,33 @@ async fn upstream() -> SocketAddr {
     addr
 }
 
+const DESTINATION: &str = "details.default.svc.cluster.local";
+
+/// The Mixer's whole part in one HTTP request, without the HTTP: the
+/// request's attributes, check, quota, the response's attributes and the
+/// report. Returns the report instances dropped on a full handler queue.
+async fn mixer_part(mixer: Option<&proxy::Mixer>, req: &Request<()>, peer: SocketAddr) -> usize {
+    let start = Instant::now();
+    let (mut bag, denial) = proxy::before(mixer, req, peer, DESTINATION).await;
+    assert!(denial.is_none(), "{denial:?}");
+    proxy::after(mixer, bag.as_mut(), StatusCode::OK, 2, start).dropped
+}
+
+/// Median, quartiles and a distribution-free 95% confidence interval of
+/// the median (order statistics around n/2, from the binomial's normal
+/// approximation), of sorted `v`.
+fn spread(v: &[f64]) -> (f64, f64, f64, f64, f64) {
+    let n = v.len();
+    let at = |q: f64| v[((n - 1) as f64 * q).round() as usize];
+    let half = 0.98 * (n as f64).sqrt();
+    let lo = ((n as f64 / 2.0 - half).floor() as usize).clamp(1, n) - 1;
+    let hi = ((n as f64 / 2.0 + 1.0 + half).ceil() as usize).clamp(1, n) - 1;
+    (at(0.5), at(0.25), at(0.75), v[lo], v[hi])
+}
+
 fn embedded_proxy(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
-    let (with_mixer, no_cache, without, http) = rt.block_on(async {
+    let (mixer, uncached, with_mixer, no_cache, without, http) = rt.block_on(async {
         let up = upstream().await;
         let dispatcher = Dispatcher::new(
             Registry::builtin(),
@@ -214,26 +242,59 @@ fn embedded_proxy(c: &mut Criterion) {
         let settings = |mixer| proxy::Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
             upstream: up,
-            destination_service: "details.default.svc.cluster.local".into(),
+            destination_service: DESTINATION.into(),
             mixer,
         };
         let mixer = proxy::Mixer::new(dispatcher.clone());
         let mut uncached = proxy::Mixer::new(dispatcher);
         uncached.cache = None;
-        let with_mixer = proxy::start(settings(Some(mixer))).await.unwrap();
-        let no_cache = proxy::start(settings(Some(uncached))).await.unwrap();
+        let with_mixer = proxy::start(settings(Some(mixer.clone()))).await.unwrap();
+        let no_cache = proxy::start(settings(Some(uncached.clone())))
+            .await
+            .unwrap();
         let without = proxy::start(settings(None)).await.unwrap();
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let http: HttpClient<HttpConnector, Full<Bytes>> =
             HttpClient::builder(TokioExecutor::new()).build(connector);
-        (with_mixer, no_cache, without, http)
+        (mixer, uncached, with_mixer, no_cache, without, http)
     });
+
+    // The Mixer's part alone, against the same calls with the Mixer off
+    // (a no-op), so that what it adds is resolved far below the noise of
+    // an HTTP round trip.
+    let req = Request::get("/details/1")
+        .header(HOST, "127.0.0.1:8080")
+        .header(USER_AGENT, "bench")
+        .body(())
+        .unwrap();
+    let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let mut g = c.benchmark_group("embedded_proxy_mixer_part");
+    for (name, m) in [
+        ("mixer_off", None),
+        ("mixer_in_process", Some(&mixer)),
+        ("mixer_in_process_no_check_cache", Some(&uncached)),
+    ] {
+        let (mut calls, mut dropped) = (0u64, 0usize);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                calls += 1;
+                dropped += rt.block_on(mixer_part(m, std::hint::black_box(&req), peer));
+            })
+        });
+        if dropped > 0 {
+            eprintln!(
+                "embedded proxy, {name}: {dropped} report instances dropped on a full queue in {calls} requests"
+            );
+        }
+    }
+    g.finish();
+
     let get = |addr: SocketAddr| {
         let http = http.clone();
         async move {
             let req = Request::get(format!("http://{addr}/details/1"))
-                .header("user-agent", "bench")
+                .header(USER_AGENT, "bench")
                 .body(Full::new(Bytes::new()))
                 .unwrap();
             let resp = http.request(req).await.unwrap();
@@ -241,14 +302,60 @@ fn embedded_proxy(c: &mut Criterion) {
             resp.into_body().collect().await.unwrap();
         }
     };
+    // End to end over HTTP, each proxy with the Mixer interleaved with the
+    // same proxy with the Mixer off, request by request (alternating which
+    // goes first), so that both see the same machine. Criterion times the
+    // requests with the Mixer; the differences per sample are summarised
+    // after.
+    const SAMPLES: usize = 100;
     let mut g = c.benchmark_group("embedded_proxy_request");
+    g.sample_size(SAMPLES).sampling_mode(SamplingMode::Flat);
     for (name, addr) in [
-        ("mixer_off", without.addr),
         ("mixer_in_process", with_mixer.addr),
         ("mixer_in_process_no_check_cache", no_cache.addr),
     ] {
         rt.block_on(get(addr));
-        g.bench_function(name, |b| b.iter(|| rt.block_on(get(addr))));
+        rt.block_on(get(without.addr));
+        let mut samples: Vec<(Duration, Duration, u64)> = Vec::new();
+        g.bench_function(format!("{name}_interleaved_with_mixer_off"), |b| {
+            b.iter_custom(|iters| {
+                let (mut on, mut off) = (Duration::ZERO, Duration::ZERO);
+                for i in 0..iters {
+                    for mixer_first in [i % 2 == 0, i % 2 != 0] {
+                        let t = Instant::now();
+                        rt.block_on(get(if mixer_first { addr } else { without.addr }));
+                        *(if mixer_first { &mut on } else { &mut off }) += t.elapsed();
+                    }
+                }
+                samples.push((on, off, iters));
+                on
+            })
+        });
+        // Warm-up calls come first; the last SAMPLES calls are the samples.
+        let samples = &samples[samples.len().saturating_sub(SAMPLES)..];
+        if samples.is_empty() {
+            continue;
+        }
+        let per = |d: Duration, n: u64| d.as_secs_f64() * 1e6 / n as f64;
+        let mut diff: Vec<f64> = samples
+            .iter()
+            .map(|&(a, b, n)| per(a, n) - per(b, n))
+            .collect();
+        let mut on: Vec<f64> = samples.iter().map(|&(a, _, n)| per(a, n)).collect();
+        let mut off: Vec<f64> = samples.iter().map(|&(_, b, n)| per(b, n)).collect();
+        for v in [&mut diff, &mut on, &mut off] {
+            v.sort_by(f64::total_cmp);
+        }
+        let (d, q1, q3, lo, hi) = spread(&diff);
+        eprintln!(
+            "embedded proxy, {name} vs Mixer off, interleaved, {} samples of {} request pairs: \
+             Mixer on {:.1} µs, off {:.1} µs (medians); added {d:.1} µs per request \
+             (median of per-sample differences; quartiles {q1:.1} .. {q3:.1}; 95% CI of the median {lo:.1} .. {hi:.1})",
+            samples.len(),
+            samples[0].2,
+            spread(&on).0,
+            spread(&off).0,
+        );
     }
     g.finish();
     drop((with_mixer, no_cache, without));

@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,7 +18,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mixer_attributes::{AttrId, OwnedBag, StringMap, Timestamp, Value};
 use mixer_client::{CacheKeys, CheckCache, Status as ClientStatus, SystemClock};
-use mixer_dispatch::{Dispatcher, QuotaRequest};
+use mixer_dispatch::{Dispatcher, QuotaRequest, ReportOutcome};
 use mixer_proto::code;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -138,8 +138,50 @@ pub(crate) fn http_status(grpc: i32) -> StatusCode {
     }
 }
 
+/// The attributes the proxy sets, interned once rather than looked up by
+/// name on every request.
+struct Ids {
+    request_path: AttrId,
+    request_method: AttrId,
+    request_host: AttrId,
+    request_scheme: AttrId,
+    request_useragent: AttrId,
+    request_time: AttrId,
+    request_size: AttrId,
+    request_headers: AttrId,
+    source_ip: AttrId,
+    source_port: AttrId,
+    destination_service: AttrId,
+    context_protocol: AttrId,
+    context_reporter_kind: AttrId,
+    response_code: AttrId,
+    response_size: AttrId,
+    response_duration: AttrId,
+    response_time: AttrId,
+}
+
+static IDS: LazyLock<Ids> = LazyLock::new(|| Ids {
+    request_path: AttrId::of("request.path"),
+    request_method: AttrId::of("request.method"),
+    request_host: AttrId::of("request.host"),
+    request_scheme: AttrId::of("request.scheme"),
+    request_useragent: AttrId::of("request.useragent"),
+    request_time: AttrId::of("request.time"),
+    request_size: AttrId::of("request.size"),
+    request_headers: AttrId::of("request.headers"),
+    source_ip: AttrId::of("source.ip"),
+    source_port: AttrId::of("source.port"),
+    destination_service: AttrId::of("destination.service"),
+    context_protocol: AttrId::of("context.protocol"),
+    context_reporter_kind: AttrId::of("context.reporter.kind"),
+    response_code: AttrId::of("response.code"),
+    response_size: AttrId::of("response.size"),
+    response_duration: AttrId::of("response.duration"),
+    response_time: AttrId::of("response.time"),
+});
+
 /// The attributes of one request, as a sidecar on the inbound path sees them.
-fn request_bag(req: &Request<Incoming>, peer: SocketAddr, destination: &str) -> OwnedBag {
+fn request_bag<T>(req: &Request<T>, peer: SocketAddr, destination: &str) -> OwnedBag {
     let mut headers = StringMap::new();
     for (name, value) in req.headers() {
         if let Ok(v) = value.to_str() {
@@ -155,33 +197,41 @@ fn request_bag(req: &Request<Incoming>, peer: SocketAddr, destination: &str) -> 
     headers.insert(":method".into(), req.method().as_str().to_string());
     headers.insert(":path".into(), path.clone());
     headers.insert(":authority".into(), host.clone());
-    let mut bag = OwnedBag::new()
-        .with("request.path", Value::String(path))
-        .with(
-            "request.method",
+    let ids = &*IDS;
+    let mut bag = OwnedBag::new();
+    for (id, v) in [
+        (ids.request_path, Value::String(path)),
+        (
+            ids.request_method,
             Value::String(req.method().as_str().into()),
-        )
-        .with("request.host", Value::String(host))
-        .with("request.scheme", Value::String("http".into()))
-        .with("request.useragent", Value::String(header(req, USER_AGENT)))
-        .with("request.time", Value::Timestamp(Timestamp::now()))
-        .with("source.ip", Value::IpAddress(peer.ip()))
-        .with("source.port", Value::Int64(i64::from(peer.port())))
-        .with("destination.service", Value::String(destination.into()))
-        .with("context.protocol", Value::String("http".into()))
-        .with("context.reporter.kind", Value::String("inbound".into()))
-        .with("request.headers", Value::StringMap(headers));
+        ),
+        (ids.request_host, Value::String(host)),
+        (ids.request_scheme, Value::String("http".into())),
+        (
+            ids.request_useragent,
+            Value::String(header(req, USER_AGENT)),
+        ),
+        (ids.request_time, Value::Timestamp(Timestamp::now())),
+        (ids.source_ip, Value::IpAddress(peer.ip())),
+        (ids.source_port, Value::Int64(i64::from(peer.port()))),
+        (ids.destination_service, Value::String(destination.into())),
+        (ids.context_protocol, Value::String("http".into())),
+        (ids.context_reporter_kind, Value::String("inbound".into())),
+        (ids.request_headers, Value::StringMap(headers)),
+    ] {
+        bag.set(id, v);
+    }
     if let Some(size) = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<i64>().ok())
     {
-        bag.set(AttrId::of("request.size"), Value::Int64(size));
+        bag.set(ids.request_size, Value::Int64(size));
     }
     bag
 }
 
-fn header(req: &Request<Incoming>, name: hyper::header::HeaderName) -> String {
+fn header<T>(req: &Request<T>, name: hyper::header::HeaderName) -> String {
     req.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -254,14 +304,8 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let start = Instant::now();
     let settings = &state.settings;
-    let mut bag = settings
-        .mixer
-        .as_ref()
-        .map(|_| request_bag(&req, peer, &settings.destination_service));
-    let denial = match (&settings.mixer, &bag) {
-        (Some(mixer), Some(bag)) => admit(mixer, bag).await,
-        _ => None,
-    };
+    let mixer = settings.mixer.as_ref();
+    let (mut bag, denial) = before(mixer, &req, peer, &settings.destination_service).await;
     let response = match denial {
         Some((grpc, message)) => text(
             http_status(grpc),
@@ -269,25 +313,47 @@ async fn handle(
         ),
         None => forward(&state, req).await,
     };
-    if let (Some(mixer), Some(bag)) = (&settings.mixer, bag.as_mut()) {
-        let size = response.body().size_hint().exact().unwrap_or(0);
-        bag.set(
-            AttrId::of("response.code"),
-            Value::Int64(i64::from(response.status().as_u16())),
-        );
-        bag.set(AttrId::of("response.size"), Value::Int64(size as i64));
-        bag.set(
-            AttrId::of("response.duration"),
-            Value::Duration(start.elapsed()),
-        );
-        bag.set(
-            AttrId::of("response.time"),
-            Value::Timestamp(Timestamp::now()),
-        );
-        // Queued for the report handlers; never waits.
-        mixer.dispatcher.report(&*bag);
-    }
+    let size = response.body().size_hint().exact().unwrap_or(0);
+    after(mixer, bag.as_mut(), response.status(), size, start);
     Ok(response)
+}
+
+/// The Mixer's part before a request is forwarded: the request's
+/// attributes, and the denial to answer with instead, if any. Nothing with
+/// the Mixer off.
+pub(crate) async fn before<T>(
+    mixer: Option<&Mixer>,
+    req: &Request<T>,
+    peer: SocketAddr,
+    destination: &str,
+) -> (Option<OwnedBag>, Option<(i32, String)>) {
+    let Some(mixer) = mixer else {
+        return (None, None);
+    };
+    let bag = request_bag(req, peer, destination);
+    let denial = admit(mixer, &bag).await;
+    (Some(bag), denial)
+}
+
+/// The Mixer's part after the response: the response's attributes, then a
+/// report queued for the report handlers (never waits). Nothing with the
+/// Mixer off.
+pub(crate) fn after(
+    mixer: Option<&Mixer>,
+    bag: Option<&mut OwnedBag>,
+    status: StatusCode,
+    size: u64,
+    start: Instant,
+) -> ReportOutcome {
+    let (Some(mixer), Some(bag)) = (mixer, bag) else {
+        return ReportOutcome::default();
+    };
+    let ids = &*IDS;
+    bag.set(ids.response_code, Value::Int64(i64::from(status.as_u16())));
+    bag.set(ids.response_size, Value::Int64(size as i64));
+    bag.set(ids.response_duration, Value::Duration(start.elapsed()));
+    bag.set(ids.response_time, Value::Timestamp(Timestamp::now()));
+    mixer.dispatcher.report(&*bag)
 }
 
 /// Sends the request upstream and buffers the answer (this example keeps
