@@ -91,7 +91,7 @@ async fn raw_call(channel: &mut Channel, body: Vec<u8>) -> Outcome {
 
 /// The abusive bodies, and what each must get.
 fn abuse(i: usize) -> (Vec<u8>, &'static str) {
-    match i % 6 {
+    match i % 7 {
         // Garbage protobuf inside valid frames, then a valid request: each
         // garbage message is answered INVALID_ARGUMENT and the stream goes on.
         0 => {
@@ -119,7 +119,16 @@ fn abuse(i: usize) -> (Vec<u8>, &'static str) {
         // Compressed flag with no encoding negotiated.
         4 => (frame(1, 3, &[1, 2, 3]), "bad-compression"),
         // Not gRPC framing at all.
-        _ => (b"GET / HTTP/1.1\r\n\r\n".to_vec(), "noise"),
+        5 => (b"GET / HTTP/1.1\r\n\r\n".to_vec(), "noise"),
+        // Over the message limit but under the ceiling: a request index,
+        // then 100 KiB of junk. Answered on its own; the stream goes on.
+        _ => {
+            let mut big = vec![0x08, 0x05];
+            big.extend(std::iter::repeat_n(0xff, 100 << 10));
+            let mut b = message_frame(&big);
+            b.extend(message_frame(&valid_request(6)));
+            (b, "over-limit")
+        }
     }
 }
 
@@ -149,6 +158,12 @@ fn check_outcome(kind: &str, o: &Outcome) {
         "truncated-frame" => {
             assert_eq!(codes, [(1, code::OK)], "{kind}: {o:?}");
             assert_eq!(o.grpc_status, tonic::Code::Internal as i32, "{o:?}");
+        }
+        "over-limit" => {
+            assert_eq!(o.grpc_status, 0, "{kind}: {o:?}");
+            assert_eq!(codes, [(5, code::RESOURCE_EXHAUSTED), (6, code::OK)]);
+            let m = &o.answers[0].result.as_ref().unwrap().message;
+            assert!(m.contains("over the server's limit of 65536 bytes"), "{m}");
         }
         "bad-compression" | "noise" => {
             assert_ne!(o.grpc_status, 0, "{kind}: {o:?}");
@@ -212,7 +227,8 @@ async fn garbage_oversized_and_truncated_streams_do_not_hurt_healthy_ones() {
     for a in abusers {
         kinds.push(a.await.expect("abusive call behaved as expected"));
     }
-    assert_eq!(kinds.iter().filter(|k| **k == "oversized").count(), 8);
+    let count = |kind: &str| kinds.iter().filter(|k| **k == kind).count() as u64;
+    assert_eq!(count("oversized"), 7);
     for h in healthy {
         assert_eq!(h.await.unwrap(), 40, "every healthy check answered OK");
     }
@@ -228,10 +244,14 @@ async fn garbage_oversized_and_truncated_streams_do_not_hurt_healthy_ones() {
     let check = stats.method(Method::Check);
     assert_eq!(
         check.invalid,
-        8 * 2 + 8,
-        "garbage (2 each) and truncated messages"
+        count("garbage") * 2 + count("truncated-message") + count("over-limit"),
+        "garbage (2 each), truncated and over-limit messages"
     );
-    assert!(check.stream_errors >= 8 * 3, "{check:?}");
+    assert!(
+        check.stream_errors
+            >= count("oversized") + count("truncated-frame") + count("bad-compression"),
+        "{check:?}"
+    );
     drop(s);
     let done = server.shutdown().await;
     assert!(done.drained && done.flushed);

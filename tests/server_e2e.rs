@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use mixer_attributes::{OwnedBag, Value};
 use mixer_proto::code;
-use mixer_proto::istio::mixer::v1::{Attributes, QuotaRequest, ReportRequest};
+use mixer_proto::istio::mixer::v1::{Attributes, CheckRequest, QuotaRequest, ReportRequest};
 use mixer_server::{Method, Options};
+use prost::Message;
 use server_support::*;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -259,6 +260,7 @@ async fn limits_are_enforced_per_request_and_per_stream() {
     let mut options = quick_options();
     options.limits.max_contexts = 2;
     options.max_message_bytes = 16 * 1024;
+    options.message_ceiling_bytes = 64 * 1024;
     options.max_in_flight = 2;
     let mut server = TestServer::start(&standard_config("0s"), options).await;
     let mut client = server.client().await;
@@ -309,21 +311,51 @@ async fn limits_are_enforced_per_request_and_per_stream() {
     assert_eq!(server.service.stats().method(Method::Check).shed, 1);
     assert_eq!(server.service.stats().in_flight, 0);
 
-    // An oversized message ends its stream with OUT_OF_RANGE...
+    // A message over the limit is answered on its own, naming its size and
+    // the limit, and its update is not applied: the stream goes on.
     let mut big = Attributes::default();
     big.dictionary.insert(0, "request.path".into());
     big.string_attributes.insert(0, "x".repeat(20 * 1024));
     let mut s2 = CheckStream::open(&mut client).await;
+    let big_index = s2.send_raw(big.clone()).await;
+    let a = s2.answer().await;
+    assert_eq!(
+        (a.request_index, code(&a)),
+        (big_index, code::RESOURCE_EXHAUSTED)
+    );
+    let size = CheckRequest {
+        request_index: big_index,
+        attribute_update: Some(big.clone()),
+    }
+    .encoded_len();
+    assert_eq!(
+        message(&a),
+        format!(
+            "request message is {size} bytes, over the server's limit of 16384 bytes; \
+             its attribute_update was not applied"
+        )
+    );
+    // Not applied: its dictionary is not the stream's...
+    let mut no_dictionary = Attributes::default();
+    no_dictionary.string_attributes.insert(0, "/x".into());
+    s2.send_raw(no_dictionary).await;
+    let a = s2.answer().await;
+    assert_eq!(code(&a), code::INVALID_ARGUMENT, "{}", message(&a));
+    // ...and a request with its own is served.
+    s2.send(0, &bag("/after-big", &[])).await;
+    assert_eq!(code(&s2.answer().await), code::OK);
+    // Over the ceiling, the stream ends with OUT_OF_RANGE from the frame
+    // header...
+    big.string_attributes.insert(0, "x".repeat(70 * 1024));
     s2.send_raw(big).await;
     let err = s2.recv().await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::OutOfRange, "{err}");
     // ...while the first stream is still served.
     s.send(0, &bag("/still", &[])).await;
     assert_eq!(code(&s.answer().await), code::OK);
-    assert_eq!(
-        server.service.stats().method(Method::Check).stream_errors,
-        1
-    );
+    let stats = server.service.stats();
+    let check = stats.method(Method::Check);
+    assert_eq!((check.stream_errors, check.invalid), (1, 3));
     drop(s);
     server.shutdown().await;
 }

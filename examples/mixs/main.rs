@@ -31,7 +31,10 @@ SERVER FLAGS (defaults in brackets):
   --config-dir DIR                  config directory, watched for changes [examples/config]
   --address HOST:PORT               gRPC address [127.0.0.1:9091]
   --monitoring-address HOST:PORT    /metrics, /health, /ready over HTTP [127.0.0.1:9093]
-  --max-message-bytes N             largest request message [1048576]
+  --max-message-bytes N             largest request message served; a larger one is
+                                    answered RESOURCE_EXHAUSTED, the stream goes on [1048576]
+  --message-ceiling-bytes N         largest message read at all; beyond it the stream
+                                    ends with OUT_OF_RANGE [4194304]
   --max-streams N                   streams open at once [10000]
   --max-in-flight N                 requests dispatched at once before shedding [10000]
   --max-in-flight-per-stream N      pipelined requests per stream [256]
@@ -39,7 +42,8 @@ SERVER FLAGS (defaults in brackets):
   --max-dictionary-entries N        dictionary words per stream [10000]
   --max-attributes N                attributes per context [1024]
   --max-value-bytes N               bytes of one attribute value [65536]
-  --keepalive-secs N                HTTP/2 keepalive interval, 0 for off [30]
+  --keepalive-secs N                HTTP/2 keepalive ping interval, 0 for off [30]
+  --keepalive-timeout-secs N        close a connection whose ping is unanswered this long [10]
   --drain-secs N                    graceful shutdown: drain timeout [10]
   --config-poll-ms N                config directory poll interval [1000]
   --no-check-cache                  turn the server-side check cache off

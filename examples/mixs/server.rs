@@ -51,6 +51,7 @@ fn parse(argv: Vec<String>) -> Result<Settings, String> {
             "address" => s.address = a.parsed(&flag, inline)?,
             "monitoring-address" => s.monitoring = a.parsed(&flag, inline)?,
             "max-message-bytes" => o.max_message_bytes = a.parsed(&flag, inline)?,
+            "message-ceiling-bytes" => o.message_ceiling_bytes = a.parsed(&flag, inline)?,
             "max-streams" => o.max_streams = a.parsed(&flag, inline)?,
             "max-in-flight" => o.max_in_flight = a.parsed(&flag, inline)?,
             "max-in-flight-per-stream" => o.max_in_flight_per_stream = a.parsed(&flag, inline)?,
@@ -63,6 +64,9 @@ fn parse(argv: Vec<String>) -> Result<Settings, String> {
             "keepalive-secs" => {
                 let secs: u64 = a.parsed(&flag, inline)?;
                 o.keepalive_interval = (secs > 0).then(|| Duration::from_secs(secs));
+            }
+            "keepalive-timeout-secs" => {
+                o.keepalive_timeout = Duration::from_secs(a.parsed(&flag, inline)?)
             }
             "drain-secs" => o.drain_timeout = Duration::from_secs(a.parsed(&flag, inline)?),
             "config-poll-ms" => {
@@ -77,6 +81,9 @@ fn parse(argv: Vec<String>) -> Result<Settings, String> {
     }
     if let Some(p) = a.positional().first() {
         return Err(format!("unexpected argument {p:?}"));
+    }
+    if s.options.keepalive_timeout.is_zero() {
+        return Err("--keepalive-timeout-secs must be at least 1".into());
     }
     if s.options.max_in_flight == 0 || s.options.max_in_flight_per_stream == 0 {
         return Err("--max-in-flight and --max-in-flight-per-stream must be at least 1".into());

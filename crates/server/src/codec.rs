@@ -37,6 +37,9 @@ pub(crate) struct RawRequest {
     pub(crate) best_effort: bool,
     /// Why the envelope could not be read, if it could not.
     pub(crate) malformed: Option<String>,
+    /// The message's size when it is over the server's message limit (its
+    /// update is then not kept; only `request_index` is read).
+    pub(crate) oversized: Option<usize>,
 }
 
 /// Which fields beyond 1 and 2 a request type has.
@@ -155,13 +158,16 @@ fn skip(buf: &mut Bytes, n: usize) -> Result<(), String> {
 /// [`decode_request`].
 pub(crate) struct MixerCodec<Resp> {
     shape: Shape,
+    limit: usize,
     _resp: PhantomData<fn(Resp)>,
 }
 
 impl<Resp> MixerCodec<Resp> {
-    pub(crate) fn new(shape: Shape) -> MixerCodec<Resp> {
+    /// A codec answering messages over `limit` bytes as oversized.
+    pub(crate) fn new(shape: Shape, limit: usize) -> MixerCodec<Resp> {
         MixerCodec {
             shape,
+            limit,
             _resp: PhantomData,
         }
     }
@@ -178,7 +184,10 @@ impl<Resp: Message + Send + 'static> Codec for MixerCodec<Resp> {
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        RequestDecoder(self.shape)
+        RequestDecoder {
+            shape: self.shape,
+            limit: self.limit,
+        }
     }
 }
 
@@ -196,7 +205,10 @@ impl<Resp: Message> Encoder for ResponseEncoder<Resp> {
 }
 
 /// Reads request envelopes.
-pub(crate) struct RequestDecoder(Shape);
+pub(crate) struct RequestDecoder {
+    shape: Shape,
+    limit: usize,
+}
 
 impl Decoder for RequestDecoder {
     type Item = RawRequest;
@@ -204,8 +216,25 @@ impl Decoder for RequestDecoder {
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<RawRequest>, Status> {
         let bytes = src.copy_to_bytes(src.remaining());
-        Ok(Some(decode_request(bytes, self.0)))
+        Ok(Some(decode_limited(bytes, self.shape, self.limit)))
     }
+}
+
+/// [`decode_request`], but a message over `limit` bytes keeps only its
+/// `request_index` (skipping the other fields costs nothing per byte) and
+/// is marked oversized, so that it is answered on its own while the
+/// stream goes on.
+pub(crate) fn decode_limited(bytes: Bytes, shape: Shape, limit: usize) -> RawRequest {
+    let size = bytes.len();
+    let mut req = decode_request(bytes, shape);
+    if size > limit {
+        req = RawRequest {
+            request_index: req.request_index,
+            oversized: Some(size),
+            ..RawRequest::default()
+        };
+    }
+    req
 }
 
 #[cfg(test)]
@@ -268,6 +297,32 @@ mod tests {
         let merged = Attributes::decode(raw.attributes).unwrap();
         let prost_view = CheckRequest::decode(bytes.as_slice()).unwrap();
         assert_eq!(Some(merged), prost_view.attribute_update);
+    }
+
+    #[test]
+    fn over_the_limit_only_the_index_is_kept() {
+        let bytes: Bytes = CheckRequest {
+            request_index: 77,
+            attribute_update: Some(attrs()),
+        }
+        .encode_to_vec()
+        .into();
+        let n = bytes.len();
+        let at_limit = decode_limited(bytes.clone(), Shape::Plain, n);
+        assert_eq!((at_limit.oversized, at_limit.request_index), (None, 77));
+        assert!(!at_limit.attributes.is_empty());
+        let over = decode_limited(bytes, Shape::Plain, n - 1);
+        assert_eq!(
+            over,
+            RawRequest {
+                request_index: 77,
+                oversized: Some(n),
+                ..RawRequest::default()
+            }
+        );
+        // Garbage over the limit is oversized, not malformed.
+        let junk = decode_limited(Bytes::from_static(&[0xff; 32]), Shape::Plain, 8);
+        assert_eq!((junk.oversized, junk.malformed), (Some(32), None));
     }
 
     #[test]

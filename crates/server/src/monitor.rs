@@ -135,7 +135,7 @@ fn server_samples(s: &ServerStats, shared: &Shared) -> Vec<Sample> {
         );
         push(
             "mixer_server_invalid_requests_total",
-            "Requests answered INVALID_ARGUMENT (malformed, bad attribute update, over a limit)",
+            "Requests refused as invalid: INVALID_ARGUMENT (malformed, bad attribute update, over a limit) or RESOURCE_EXHAUSTED (message too large)",
             Counter,
             l(),
             c.invalid as f64,
@@ -149,7 +149,7 @@ fn server_samples(s: &ServerStats, shared: &Shared) -> Vec<Sample> {
         );
         push(
             "mixer_server_stream_errors_total",
-            "Streams ended by a transport error (oversized or truncated message)",
+            "Streams ended by a transport error (message over the ceiling, truncated frame)",
             Counter,
             l(),
             c.stream_errors as f64,

@@ -12,10 +12,20 @@ pub struct Options {
     /// dictionary size, attributes per context, value size). Exceeding one
     /// is an `INVALID_ARGUMENT` answer for that request; the stream goes on.
     pub limits: Limits,
-    /// Largest request message accepted, in bytes (default 1 MiB, as the
-    /// original). A larger message ends its stream with `OUT_OF_RANGE`
-    /// before its bytes are buffered; other streams are unaffected.
+    /// Largest request message served, in bytes (default 1 MiB, as the
+    /// original). A larger one, up to [`message_ceiling_bytes`], is
+    /// answered on its own with `RESOURCE_EXHAUSTED` naming both sizes (its
+    /// update is not applied) and the stream goes on.
+    ///
+    /// [`message_ceiling_bytes`]: Options::message_ceiling_bytes
     pub max_message_bytes: usize,
+    /// Largest message read at all (default 4 MiB; taken as
+    /// `max_message_bytes` if smaller). A message declaring more ends its
+    /// stream with `OUT_OF_RANGE` from its gRPC frame header, before any
+    /// of its bytes are buffered; other streams are unaffected. Between
+    /// the two limits a message is buffered whole to be answered, so this
+    /// bounds what one stream can make the server hold.
+    pub message_ceiling_bytes: usize,
     /// Streams open at once across all connections (default 10,000);
     /// beyond it a new stream is refused with `UNAVAILABLE`.
     pub max_streams: usize,
@@ -57,6 +67,7 @@ impl Default for Options {
         Options {
             limits: Limits::default(),
             max_message_bytes: mixer_attributes::DEFAULT_MAX_MESSAGE_BYTES,
+            message_ceiling_bytes: 4 << 20,
             max_streams: 10_000,
             max_in_flight: 10_000,
             max_in_flight_per_stream: 256,

@@ -122,9 +122,14 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
 {
-    let limit = shared.options.max_message_bytes;
-    let mut grpc = Grpc::new(MixerCodec::<K::Response>::new(K::SHAPE))
-        .apply_max_message_size_config(Some(limit), None);
+    // tonic refuses a message from its frame header, ending the stream, and
+    // knows nothing of `request_index`: it gets the hard ceiling, and the
+    // codec marks messages over the served limit, to be answered one by one.
+    let o = &shared.options;
+    let limit = o.max_message_bytes;
+    let ceiling = o.message_ceiling_bytes.max(limit);
+    let mut grpc = Grpc::new(MixerCodec::<K::Response>::new(K::SHAPE, limit))
+        .apply_max_message_size_config(Some(ceiling), None);
     grpc.streaming(Method::<K>(shared, std::marker::PhantomData), req)
         .await
 }

@@ -13,13 +13,14 @@ pub struct MethodCounts {
     pub requests: u64,
     /// Requests answered with a status other than OK (denials included).
     pub not_ok: u64,
-    /// Requests answered `INVALID_ARGUMENT` (malformed, a bad update, over
-    /// a limit).
+    /// Requests refused as invalid: `INVALID_ARGUMENT` (malformed, a bad
+    /// update, over a decoder limit) or `RESOURCE_EXHAUSTED` (over the
+    /// message size limit).
     pub invalid: u64,
     /// Requests refused by load shedding (`UNAVAILABLE`).
     pub shed: u64,
-    /// Streams ended by a transport error (oversized or truncated
-    /// message...).
+    /// Streams ended by a transport error (a message over the ceiling, a
+    /// truncated frame...).
     pub stream_errors: u64,
 }
 

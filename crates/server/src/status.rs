@@ -35,6 +35,19 @@ pub(crate) fn malformed(reason: &str) -> RpcStatus {
     invalid(reason.to_string())
 }
 
+/// A message over the server's message limit (gRPC's code for a message
+/// too large): answered on its own, the stream goes on.
+pub(crate) fn too_large(size: usize, limit: usize) -> RpcStatus {
+    RpcStatus {
+        code: code::RESOURCE_EXHAUSTED,
+        message: format!(
+            "request message is {size} bytes, over the server's limit of {limit} bytes; \
+             its attribute_update was not applied"
+        ),
+        details: Vec::new(),
+    }
+}
+
 /// A quota request without a quota name.
 pub(crate) fn missing_quota_name() -> RpcStatus {
     invalid("quota: the quota name is required".into())

@@ -223,6 +223,11 @@ impl<K: Kind> MixerStream<K> {
     fn start(&mut self, req: RawRequest) -> Option<K::Response> {
         let stats = self.shared.stats.method(K::METHOD);
         stats.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(size) = req.oversized {
+            stats.invalid.fetch_add(1, Ordering::Relaxed);
+            let limit = self.shared.options.max_message_bytes;
+            return Some(K::refuse(req.request_index, status::too_large(size, limit)));
+        }
         if let Some(reason) = &req.malformed {
             stats.invalid.fetch_add(1, Ordering::Relaxed);
             return Some(K::refuse(req.request_index, status::malformed(reason)));
