@@ -13,6 +13,12 @@ use crate::template::Dimensions;
 /// dimension is the same counter whether it arrives as `200` or `"200"`.
 pub(crate) fn write_key(out: &mut Vec<u8>, name: &str, dims: &Dimensions) {
     push_part(out, name.as_bytes());
+    write_dims(out, dims);
+}
+
+/// [`write_key`] without the quota's name, for counters already kept per
+/// quota: injective over dimension maps alone.
+pub(crate) fn write_dims(out: &mut Vec<u8>, dims: &Dimensions) {
     for (k, v) in dims {
         push_part(out, k.as_bytes());
         push_value(out, v);

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use mixer_proto::code;
 use parking_lot::Mutex;
 
-use super::window::Window;
+use super::window::{Shape, Window};
 use super::{Limit, MemQuotaParams, NAME, QuotaConfig};
-use crate::quota_key::{matches, write_key};
+use crate::quota_key::{matches, write_dims};
 use crate::template::{Dimensions, QuotaInstance};
 use crate::{Answer, Clock, Error, Handler, QuotaArgs, QuotaResult, Status};
 
@@ -41,7 +41,15 @@ pub struct MemQuotaHandler {
 /// its keys need not carry its name.
 struct Quota {
     config: QuotaConfig,
+    /// The default limit, then each override's, in order.
+    rules: Box<[Rule]>,
     shards: Box<[Mutex<Shard>]>,
+}
+
+/// A limit and how it cuts time.
+struct Rule {
+    limit: Limit,
+    shape: Shape,
 }
 
 #[derive(Default)]
@@ -57,17 +65,52 @@ struct Dedup {
 #[derive(Default)]
 struct Shard {
     counters: HashMap<u64, Slot, BuildHasherDefault<Prehashed>>,
-    /// Counters held, chained ones included.
-    len: usize,
+    /// Keys whose 64-bit hash another key in `counters` already has (by
+    /// chance: about n²/2⁶⁵ for n keys).
+    collided: Vec<(u64, Slot)>,
     sweep_at: usize,
 }
 
-/// A counter and its key; keys whose 64-bit hashes are equal (by chance:
-/// about n²/2⁶⁵ for n keys) are chained behind the first.
+impl Shard {
+    fn len(&self) -> usize {
+        self.counters.len() + self.collided.len()
+    }
+
+    #[inline]
+    fn find(&mut self, hash: u64, key: &[u8]) -> Option<&mut Counter> {
+        if let Some(s) = self.counters.get_mut(&hash)
+            && *s.key == *key
+        {
+            return Some(&mut s.counter);
+        }
+        self.collided
+            .iter_mut()
+            .find(|(h, s)| *h == hash && *s.key == *key)
+            .map(|(_, s)| &mut s.counter)
+    }
+
+    fn insert(&mut self, hash: u64, slot: Slot) -> &mut Counter {
+        match self.counters.entry(hash) {
+            Entry::Vacant(e) => &mut e.insert(slot).counter,
+            Entry::Occupied(_) => {
+                let at = self.collided.len();
+                self.collided.push((hash, slot));
+                &mut self.collided[at].1.counter
+            }
+        }
+    }
+
+    /// Drops idle counters.
+    fn sweep(&mut self, now: u64, rules: &[Rule]) {
+        self.counters.retain(|_, s| !s.counter.idle(now, rules));
+        self.collided
+            .retain_mut(|(_, s)| !s.counter.idle(now, rules));
+    }
+}
+
 struct Slot {
     key: Box<[u8]>,
     counter: Counter,
-    next: Option<Box<Slot>>,
 }
 
 /// The map's hasher for keys that are already hashes.
@@ -92,7 +135,8 @@ impl Hasher for Prehashed {
 
 struct Counter {
     window: Window,
-    limit: Limit,
+    /// Which of the quota's rules applies.
+    rule: u32,
     /// Boxed: most counters never see a deduplication id, and a small
     /// counter keeps the shard's table dense.
     dedup: Option<Box<Dedup>>,
@@ -112,17 +156,6 @@ fn shard_of(hash: u64) -> usize {
     (hash >> 32) as usize % SHARDS
 }
 
-/// The counter for `key` in a chain, if any.
-fn find<'a>(mut slot: Option<&'a mut Slot>, key: &[u8]) -> Option<&'a mut Counter> {
-    while let Some(s) = slot {
-        if *s.key == *key {
-            return Some(&mut s.counter);
-        }
-        slot = s.next.as_deref_mut();
-    }
-    None
-}
-
 impl MemQuotaHandler {
     /// A handler for validated params, reading time from `clock`.
     pub fn new(params: MemQuotaParams, clock: Arc<dyn Clock>) -> MemQuotaHandler {
@@ -138,6 +171,13 @@ impl MemQuotaHandler {
                 .quotas
                 .into_iter()
                 .map(|config| Quota {
+                    rules: std::iter::once(&config.limit)
+                        .chain(config.overrides.iter().map(|o| &o.limit))
+                        .map(|limit| Rule {
+                            limit: limit.clone(),
+                            shape: Shape::new(limit, config.algorithm),
+                        })
+                        .collect(),
                     config,
                     shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
                 })
@@ -164,12 +204,12 @@ impl MemQuotaHandler {
         self.quotas
             .iter()
             .flat_map(|q| q.shards.iter())
-            .map(|s| s.lock().len)
+            .map(|s| s.lock().len())
             .sum()
     }
 
-    /// Every key gets the same hash, so that all counters chain in one
-    /// slot of one shard.
+    /// Every key gets the same hash, so that all counters but one are
+    /// kept as collided in one shard.
     #[cfg(test)]
     pub(super) fn with_colliding_hashes(mut self) -> MemQuotaHandler {
         self.hash_mask = 0;
@@ -187,58 +227,67 @@ impl MemQuotaHandler {
         KEY.with(|buf| {
             let mut key = buf.borrow_mut();
             key.clear();
-            write_key(&mut key, "", &instance.dimensions);
+            write_dims(&mut key, &instance.dimensions);
             // The key is self-delimiting, so its bytes alone are hashed.
             let mut hasher = self.seed.build_hasher();
             hasher.write(&key);
             let hash = hasher.finish() & self.hash_mask;
             let mut shard = quota.shards[shard_of(hash)].lock();
             let shard = &mut *shard;
-            if let Some(counter) = find(shard.counters.get_mut(&hash), &key) {
-                return Ok(counter.decide(instance, args, now, self.min_dedup));
+            let rules = &quota.rules;
+            if let Some(counter) = shard.find(hash, &key) {
+                return Ok(counter.decide(instance, args, now, rules, self.min_dedup));
             }
-            if shard.len >= shard.sweep_at.max(SWEEP_MIN) {
-                shard.len = sweep(&mut shard.counters, now);
-                shard.sweep_at = shard.len * 2;
+            if shard.len() >= shard.sweep_at.max(SWEEP_MIN) {
+                shard.sweep(now, rules);
+                shard.sweep_at = shard.len() * 2;
             }
-            let limit = resolve(&quota.config, &instance.dimensions).clone();
+            let rule = resolve(&quota.config, &instance.dimensions);
             let slot = Slot {
                 key: Box::from(key.as_slice()),
                 counter: Counter {
-                    window: Window::new(&limit, quota.config.algorithm),
-                    limit,
+                    window: rules[rule].shape.window(),
+                    rule: rule as u32,
                     dedup: None,
                     last: 0,
                 },
-                next: None,
             };
-            shard.len += 1;
-            let head = match shard.counters.entry(hash) {
-                Entry::Vacant(e) => e.insert(slot),
-                Entry::Occupied(e) => {
-                    // The newcomer goes first: the chain keeps its order
-                    // otherwise and no walk is needed.
-                    let head = e.into_mut();
-                    let old = std::mem::replace(head, slot);
-                    head.next = Some(Box::new(old));
-                    head
-                }
-            };
-            Ok(head.counter.decide(instance, args, now, self.min_dedup))
+            let counter = shard.insert(hash, slot);
+            Ok(counter.decide(instance, args, now, rules, self.min_dedup))
         })
     }
 }
 
 impl Counter {
+    #[inline]
     fn decide(
         &mut self,
         instance: &QuotaInstance,
         args: &QuotaArgs,
         now: u64,
+        rules: &[Rule],
         min_dedup: Duration,
     ) -> QuotaResult {
+        let rule = &rules[self.rule as usize];
         let now = now.max(self.last);
         self.last = now;
+        if self.dedup.is_none() && args.deduplication_id.is_empty() {
+            return self.apply(instance, args, now, rule);
+        }
+        self.decide_once(instance, args, now, rule, min_dedup)
+    }
+
+    /// [`Counter::decide`] with deduplication ids, kept out of line: it
+    /// allocates anyway, and the call without one stays short.
+    #[inline(never)]
+    fn decide_once(
+        &mut self,
+        instance: &QuotaInstance,
+        args: &QuotaArgs,
+        now: u64,
+        rule: &Rule,
+        min_dedup: Duration,
+    ) -> QuotaResult {
         if let Some(d) = &mut self.dedup {
             while let Some((expiry, _)) = d.order.front() {
                 if *expiry > now {
@@ -252,109 +301,100 @@ impl Counter {
                 self.dedup = None;
             }
         }
-        let dedup = !args.deduplication_id.is_empty();
-        if dedup
-            && let Some(r) = self
-                .dedup
-                .as_ref()
-                .and_then(|d| d.answers.get(args.deduplication_id.as_str()))
+        if args.deduplication_id.is_empty() {
+            return self.apply(instance, args, now, rule);
+        }
+        if let Some(r) = self
+            .dedup
+            .as_ref()
+            .and_then(|d| d.answers.get(args.deduplication_id.as_str()))
         {
             return r.clone();
         }
-        let used = self.window.used(now);
-        let valid_duration = self.limit.valid_duration;
-        let result = if args.amount < 0 {
-            let released = self.window.release(args.amount.saturating_neg());
-            QuotaResult {
-                granted: released,
-                valid_duration,
-                status: Status::OK,
-            }
-        } else {
-            let left = (self.limit.max_amount - used).max(0);
-            let granted = if args.amount <= left {
-                args.amount
-            } else if args.best_effort {
-                left
-            } else {
-                0
-            };
-            if granted > 0 {
-                self.window.take(granted);
-            }
-            let status = if granted == 0 && args.amount > 0 {
-                Status::new(
-                    code::RESOURCE_EXHAUSTED,
-                    format!("quota {} is exhausted", instance.name),
-                )
-            } else {
-                Status::OK
-            };
-            QuotaResult {
-                granted,
-                valid_duration,
-                status,
-            }
-        };
-        if dedup {
-            let window = nanos(min_dedup.max(valid_duration));
-            let id: Box<str> = args.deduplication_id.as_str().into();
-            let d = self.dedup.get_or_insert_with(Box::default);
-            d.order.push_back((now.saturating_add(window), id.clone()));
-            d.answers.insert(id, result.clone());
-        }
+        let result = self.apply(instance, args, now, rule);
+        let window = nanos(min_dedup.max(rule.limit.valid_duration));
+        let id: Box<str> = args.deduplication_id.as_str().into();
+        let d = self.dedup.get_or_insert_with(Box::default);
+        d.order.push_back((now.saturating_add(window), id.clone()));
+        d.answers.insert(id, result.clone());
         result
     }
 
-    fn idle(&mut self, now: u64) -> bool {
+    /// Grants, refuses or releases at `now`.
+    #[inline]
+    fn apply(
+        &mut self,
+        instance: &QuotaInstance,
+        args: &QuotaArgs,
+        now: u64,
+        rule: &Rule,
+    ) -> QuotaResult {
+        let at = rule.shape.at(now);
+        let used = self.window.used(at, &rule.shape);
+        let valid_duration = rule.limit.valid_duration;
+        if args.amount < 0 {
+            return QuotaResult {
+                granted: self.window.release(args.amount.saturating_neg()),
+                valid_duration,
+                status: Status::OK,
+            };
+        }
+        let left = (rule.limit.max_amount - used).max(0);
+        let granted = if args.amount <= left {
+            args.amount
+        } else if args.best_effort {
+            left
+        } else {
+            0
+        };
+        if granted > 0 {
+            self.window.take(granted, at);
+        } else if args.amount > 0 {
+            return exhausted(&instance.name, valid_duration);
+        }
+        QuotaResult {
+            granted,
+            valid_duration,
+            status: Status::OK,
+        }
+    }
+
+    fn idle(&mut self, now: u64, rules: &[Rule]) -> bool {
         let expired = self
             .dedup
             .as_ref()
             .is_none_or(|d| d.order.back().is_none_or(|(e, _)| *e <= now));
-        expired && self.window.used(now) == 0
+        let shape = &rules[self.rule as usize].shape;
+        expired && self.window.used(shape.at(now), shape) == 0
     }
 }
 
-/// Drops idle counters; returns how many are left.
-fn sweep(counters: &mut HashMap<u64, Slot, BuildHasherDefault<Prehashed>>, now: u64) -> usize {
-    let mut left = 0;
-    counters.retain(|_, head| {
-        let mut rest = head.next.take();
-        let mut tail = &mut head.next;
-        while let Some(mut s) = rest {
-            rest = s.next.take();
-            if !s.counter.idle(now) {
-                left += 1;
-                tail = &mut tail.insert(s).next;
-            }
-        }
-        if !head.counter.idle(now) {
-            left += 1;
-            return true;
-        }
-        match head.next.take() {
-            Some(next) => {
-                *head = *next;
-                true
-            }
-            None => false,
-        }
-    });
-    left
+/// Nothing granted: formats its message, so kept off the granting path.
+#[cold]
+fn exhausted(quota: &str, valid_duration: Duration) -> QuotaResult {
+    QuotaResult {
+        granted: 0,
+        valid_duration,
+        status: Status::new(
+            code::RESOURCE_EXHAUSTED,
+            format!("quota {quota} is exhausted"),
+        ),
+    }
 }
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// The limit for these dimensions: the first override whose every
-/// dimension matches the instance's value rendered as a string.
-fn resolve<'q>(quota: &'q QuotaConfig, dims: &Dimensions) -> &'q Limit {
+/// The rule for these dimensions (0: the default, i + 1: override i):
+/// the first override whose every dimension matches the instance's value
+/// rendered as a string.
+fn resolve(quota: &QuotaConfig, dims: &Dimensions) -> usize {
     quota
         .overrides
         .iter()
-        .find(|o| matches(&o.dimensions, dims))
-        .map_or(&quota.limit, |o| &o.limit)
+        .position(|o| matches(&o.dimensions, dims))
+        .map_or(0, |i| i + 1)
 }
 
 impl Handler for MemQuotaHandler {
@@ -380,52 +420,68 @@ mod tests {
     use super::*;
     use crate::memquota::Algorithm;
 
-    fn slot(key: &str, used: i64, next: Option<Box<Slot>>) -> Slot {
-        let limit = Limit {
-            max_amount: 10,
-            valid_duration: Duration::ZERO,
-        };
-        let mut window = Window::new(&limit, Algorithm::FixedWindow);
+    fn slot(key: &str, used: i64) -> Slot {
+        let shape = Shape::new(
+            &Limit {
+                max_amount: 10,
+                valid_duration: Duration::ZERO,
+            },
+            Algorithm::FixedWindow,
+        );
+        let mut window = shape.window();
         if used > 0 {
-            window.take(used);
+            window.take(used, 0);
         }
         Slot {
             key: key.as_bytes().into(),
             counter: Counter {
                 window,
-                limit,
+                rule: 0,
                 dedup: None,
                 last: 0,
             },
-            next,
         }
-    }
-
-    fn keys(mut s: Option<&Slot>) -> Vec<&str> {
-        let mut v = Vec::new();
-        while let Some(x) = s {
-            v.push(std::str::from_utf8(&x.key).unwrap());
-            s = x.next.as_deref();
-        }
-        v
     }
 
     #[test]
-    fn sweep_unlinks_idle_counters_anywhere_in_a_chain() {
-        let mut m: HashMap<u64, Slot, BuildHasherDefault<Prehashed>> = HashMap::default();
-        // idle head, live, idle, live.
-        let chain = slot("d", 1, None);
-        let chain = slot("c", 0, Some(Box::new(chain)));
-        let chain = slot("b", 2, Some(Box::new(chain)));
-        m.insert(1, slot("a", 0, Some(Box::new(chain))));
-        // A live head with an idle tail, and a chain with nothing live.
-        m.insert(2, slot("e", 1, Some(Box::new(slot("f", 0, None)))));
-        m.insert(3, slot("g", 0, Some(Box::new(slot("h", 0, None)))));
-        assert_eq!(sweep(&mut m, 0), 3);
-        assert_eq!(keys(m.get(&1)), ["b", "d"]);
-        assert_eq!(keys(m.get(&2)), ["e"]);
-        assert!(!m.contains_key(&3));
-        assert!(find(m.get_mut(&1), b"d").is_some());
-        assert!(find(m.get_mut(&1), b"a").is_none());
+    fn a_shard_entry_stays_within_a_cache_line_and_a_half() {
+        // What a hit reads sits in one or two cache lines, not three.
+        assert!(
+            size_of::<(u64, Slot)>() <= 96,
+            "{}",
+            size_of::<(u64, Slot)>()
+        );
+    }
+
+    #[test]
+    fn collided_keys_are_found_inserted_and_swept() {
+        let rules = [Rule {
+            limit: Limit {
+                max_amount: 10,
+                valid_duration: Duration::ZERO,
+            },
+            shape: Shape::Counter,
+        }];
+        let mut shard = Shard::default();
+        shard.insert(1, slot("a", 0));
+        shard.insert(1, slot("b", 2));
+        shard.insert(1, slot("c", 0));
+        shard.insert(2, slot("d", 1));
+        assert_eq!((shard.counters.len(), shard.collided.len()), (2, 2));
+        for k in ["a", "b", "c"] {
+            assert!(shard.find(1, k.as_bytes()).is_some(), "{k}");
+        }
+        assert!(shard.find(2, b"a").is_none());
+        assert!(shard.find(1, b"d").is_none());
+        shard.sweep(0, &rules);
+        // "a" (in the map) and "c" (collided) were idle.
+        assert_eq!(shard.len(), 2);
+        assert!(shard.find(1, b"b").is_some());
+        assert!(shard.find(1, b"a").is_none());
+        // The hash's map slot is free again: a new key takes it, and the
+        // collided one is still found.
+        shard.insert(1, slot("e", 1));
+        assert_eq!(shard.counters.len(), 2);
+        assert!(shard.find(1, b"b").is_some() && shard.find(1, b"e").is_some());
     }
 }

@@ -11,118 +11,135 @@ const MIN_BUCKET_NANOS: u64 = 100_000_000;
 const MIN_BUCKETS: u64 = 10;
 const MAX_BUCKETS: u64 = 600;
 
+/// How a limit cuts time, worked out once per limit so that counters
+/// need not carry it.
+#[derive(Copy, Clone, Debug)]
+pub(super) enum Shape {
+    /// No window: a counter of units in flight.
+    Counter,
+    /// Windows of `window` nanoseconds.
+    Fixed { window: u64 },
+    /// Buckets of `bucket` nanoseconds; `span` buckets besides the current
+    /// one are enough to cover a window.
+    Rolling { bucket: u64, span: u64 },
+}
+
+impl Shape {
+    pub(super) fn new(limit: &Limit, algorithm: Algorithm) -> Shape {
+        let window = u64::try_from(limit.valid_duration.as_nanos()).unwrap_or(u64::MAX);
+        if window == 0 {
+            return Shape::Counter;
+        }
+        match algorithm {
+            Algorithm::FixedWindow => Shape::Fixed { window },
+            Algorithm::RollingWindow => {
+                let n = (window / MIN_BUCKET_NANOS).clamp(MIN_BUCKETS, MAX_BUCKETS);
+                let bucket = (window / n).max(1);
+                Shape::Rolling {
+                    bucket,
+                    span: window.div_ceil(bucket),
+                }
+            }
+        }
+    }
+
+    /// The window (fixed) or bucket (rolling) that `now` falls in.
+    #[inline]
+    pub(super) fn at(&self, now: u64) -> u64 {
+        match *self {
+            Shape::Counter => 0,
+            Shape::Fixed { window } => now / window,
+            Shape::Rolling { bucket, .. } => now / bucket,
+        }
+    }
+
+    /// An empty window of this shape.
+    pub(super) fn window(&self) -> Window {
+        match self {
+            Shape::Counter => Window::Counter { used: 0 },
+            Shape::Fixed { .. } => Window::Fixed { index: 0, used: 0 },
+            Shape::Rolling { .. } => Window::Rolling {
+                newest: (0, 0),
+                older: None,
+                oldest: 0,
+                used: 0,
+            },
+        }
+    }
+
+    fn span(&self) -> u64 {
+        match *self {
+            Shape::Rolling { span, .. } => span,
+            _ => 0,
+        }
+    }
+}
+
+/// A rolling window's buckets before its newest, as (bucket index, units).
+/// Boxed (one pointer, not a deque's four words): a window is mostly read
+/// within its newest bucket, and the counter stays small.
+#[allow(clippy::box_collection)]
+type Older = Option<Box<VecDeque<(u64, i64)>>>;
+
+/// A counter's state, small enough that a shard's table stays dense:
+/// what every counter of a limit shares is in its [`Shape`].
 #[derive(Debug)]
 pub(super) enum Window {
     Counter {
         used: i64,
     },
     Fixed {
-        window: u64,
         index: u64,
         used: i64,
     },
     Rolling {
-        bucket: u64,
-        /// Buckets kept besides the current one: enough to cover a window.
-        span: u64,
         /// The newest bucket holding units, as (bucket index, units), or
         /// units 0 when none does: kept inline, so that a call within one
         /// bucket touches no other memory.
         newest: (u64, i64),
         /// The buckets before `newest` holding units, oldest first.
-        older: VecDeque<(u64, i64)>,
+        older: Older,
         /// The index of the oldest bucket holding units (meaningful while
         /// `used > 0`), so that [`Window::used`] reads `older` only when
         /// something has left the window.
         oldest: u64,
         used: i64,
-        /// The bucket of the last [`Window::used`], so that
-        /// [`Window::take`] need not divide again.
-        current: u64,
     },
 }
 
 impl Window {
-    pub(super) fn new(limit: &Limit, algorithm: Algorithm) -> Window {
-        let window = u64::try_from(limit.valid_duration.as_nanos()).unwrap_or(u64::MAX);
-        if window == 0 {
-            return Window::Counter { used: 0 };
-        }
-        match algorithm {
-            Algorithm::FixedWindow => Window::Fixed {
-                window,
-                index: 0,
-                used: 0,
-            },
-            Algorithm::RollingWindow => {
-                let n = (window / MIN_BUCKET_NANOS).clamp(MIN_BUCKETS, MAX_BUCKETS);
-                let bucket = (window / n).max(1);
-                Window::Rolling {
-                    bucket,
-                    span: window.div_ceil(bucket),
-                    newest: (0, 0),
-                    older: VecDeque::new(),
-                    oldest: 0,
-                    used: 0,
-                    current: 0,
-                }
-            }
-        }
-    }
-
-    /// Forgets what has left the window at `now`; returns units in use.
-    pub(super) fn used(&mut self, now: u64) -> i64 {
+    /// Forgets what has left the window by `at` (from [`Shape::at`] of
+    /// this window's shape); returns units in use.
+    #[inline]
+    pub(super) fn used(&mut self, at: u64, shape: &Shape) -> i64 {
         match self {
             Window::Counter { used } => *used,
-            Window::Fixed {
-                window,
-                index,
-                used,
-            } => {
-                let current = now / *window;
-                if current != *index {
-                    *index = current;
+            Window::Fixed { index, used } => {
+                if at != *index {
+                    *index = at;
                     *used = 0;
                 }
                 *used
             }
             Window::Rolling {
-                bucket,
-                span,
                 newest,
                 older,
                 oldest,
                 used,
-                current,
             } => {
-                *current = now / *bucket;
-                let oldest_kept = current.saturating_sub(*span);
-                if *used == 0 || *oldest >= oldest_kept {
-                    return *used;
-                }
-                // Each bucket is pushed and popped once: O(1) amortised.
-                while let Some(&(b, n)) = older.front() {
-                    if b >= oldest_kept {
-                        *oldest = b;
-                        return *used;
-                    }
-                    *used -= n;
-                    older.pop_front();
-                }
-                if newest.0 < oldest_kept {
-                    *used -= newest.1;
-                    newest.1 = 0;
-                } else {
-                    *oldest = newest.0;
+                let oldest_kept = at.saturating_sub(shape.span());
+                if *used > 0 && *oldest < oldest_kept {
+                    expire(newest, older, oldest, used, oldest_kept);
                 }
                 *used
             }
         }
     }
 
-    /// Takes `amount` (> 0) at the time of the last [`Window::used`],
-    /// which must come first.
-    pub(super) fn take(&mut self, amount: i64) {
+    /// Takes `amount` (> 0) at `at`, the value given to the
+    /// [`Window::used`] that must come first.
+    #[inline]
+    pub(super) fn take(&mut self, amount: i64, at: u64) {
         match self {
             Window::Counter { used } | Window::Fixed { used, .. } => *used += amount,
             Window::Rolling {
@@ -130,20 +147,14 @@ impl Window {
                 older,
                 oldest,
                 used,
-                current,
-                ..
             } => {
-                let b = *current;
-                if newest.1 > 0 && newest.0 == b {
+                if newest.1 > 0 && newest.0 == at {
                     newest.1 += amount;
                 } else {
-                    if newest.1 > 0 {
-                        older.push_back(*newest);
-                    }
-                    *newest = (b, amount);
+                    start_bucket(newest, older, at, amount);
                 }
                 if *used == 0 {
-                    *oldest = b;
+                    *oldest = at;
                 }
                 *used += amount;
             }
@@ -171,7 +182,7 @@ impl Window {
                     newest.1 -= r;
                     left -= r;
                     if newest.1 == 0
-                        && let Some(b) = older.pop_back()
+                        && let Some(b) = older.as_mut().and_then(|o| o.pop_back())
                     {
                         *newest = b;
                     }
@@ -183,6 +194,43 @@ impl Window {
             }
         }
     }
+}
+
+/// Drops the buckets before `oldest_kept` (the oldest holding units is
+/// before it). Each bucket is pushed and popped once: O(1) amortised.
+#[cold]
+fn expire(
+    newest: &mut (u64, i64),
+    older: &mut Older,
+    oldest: &mut u64,
+    used: &mut i64,
+    oldest_kept: u64,
+) {
+    if let Some(older) = older {
+        while let Some(&(b, n)) = older.front() {
+            if b >= oldest_kept {
+                *oldest = b;
+                return;
+            }
+            *used -= n;
+            older.pop_front();
+        }
+    }
+    if newest.0 < oldest_kept {
+        *used -= newest.1;
+        newest.1 = 0;
+    } else {
+        *oldest = newest.0;
+    }
+}
+
+/// Makes bucket `at` the newest, holding `amount`.
+#[cold]
+fn start_bucket(newest: &mut (u64, i64), older: &mut Older, at: u64, amount: i64) {
+    if newest.1 > 0 {
+        older.get_or_insert_default().push_back(*newest);
+    }
+    *newest = (at, amount);
 }
 
 #[cfg(test)]
@@ -199,11 +247,30 @@ mod tests {
         }
     }
 
+    /// A window with its shape, driven by time as the handler does.
+    struct W(Window, Shape);
+
+    impl W {
+        fn new(ms: u64, algorithm: Algorithm) -> W {
+            let shape = Shape::new(&limit(ms), algorithm);
+            W(shape.window(), shape)
+        }
+        fn used(&mut self, now: u64) -> i64 {
+            self.0.used(self.1.at(now), &self.1)
+        }
+        fn take(&mut self, now: u64, amount: i64) {
+            self.used(now);
+            self.0.take(amount, self.1.at(now));
+        }
+        fn release(&mut self, amount: i64) -> i64 {
+            self.0.release(amount)
+        }
+    }
+
     #[test]
     fn fixed_window_restarts_exactly() {
-        let mut w = Window::new(&limit(250), Algorithm::FixedWindow);
-        w.used(0);
-        w.take(7);
+        let mut w = W::new(250, Algorithm::FixedWindow);
+        w.take(0, 7);
         assert_eq!(w.used(249 * MS), 7);
         assert_eq!(w.used(250 * MS), 0);
     }
@@ -211,36 +278,31 @@ mod tests {
     #[test]
     fn rolling_window_never_returns_units_early() {
         // 1 s window: 10 buckets of 100 ms.
-        let mut w = Window::new(&limit(1000), Algorithm::RollingWindow);
-        w.used(50 * MS);
-        w.take(3);
-        w.used(950 * MS);
-        w.take(4);
+        let mut w = W::new(1000, Algorithm::RollingWindow);
+        w.take(50 * MS, 3);
+        w.take(950 * MS, 4);
         // Still inside a window of the first grant.
         assert_eq!(w.used(1049 * MS), 7);
         // The first grant's bucket [0, 100ms) has fully left the window.
         assert_eq!(w.used(1100 * MS), 4);
         assert_eq!(w.used(2000 * MS), 0);
         // Sub-second windows are not rounded up.
-        let mut w = Window::new(&limit(200), Algorithm::RollingWindow);
-        w.used(0);
-        w.take(5);
+        let mut w = W::new(200, Algorithm::RollingWindow);
+        w.take(0, 5);
         assert_eq!(w.used(199 * MS), 5);
         assert_eq!(w.used(220 * MS), 0);
     }
 
     #[test]
     fn release_newest_first() {
-        let mut w = Window::new(&limit(1000), Algorithm::RollingWindow);
-        w.used(0);
-        w.take(3);
-        w.used(500 * MS);
-        w.take(2);
+        let mut w = W::new(1000, Algorithm::RollingWindow);
+        w.take(0, 3);
+        w.take(500 * MS, 2);
         assert_eq!(w.release(4), 4);
         assert_eq!(w.used(500 * MS), 1);
         assert_eq!(w.release(5), 1);
-        let mut c = Window::new(&limit(0), Algorithm::RollingWindow);
-        c.take(2);
+        let mut c = W::new(0, Algorithm::RollingWindow);
+        c.take(0, 2);
         assert_eq!(c.release(5), 2);
         assert_eq!(c.used(u64::MAX), 0);
     }
@@ -285,7 +347,7 @@ mod tests {
             ops in proptest::collection::vec((0u64..400, -6i64..8), 1..200)
         ) {
             // 1 s window: buckets of 100 ms, 10 kept besides the current.
-            let mut w = Window::new(&limit(1000), Algorithm::RollingWindow);
+            let mut w = W::new(1000, Algorithm::RollingWindow);
             let mut m = Model::default();
             let mut now = 0;
             for (step_ms, amount) in ops {
@@ -293,7 +355,7 @@ mod tests {
                 let used = w.used(now);
                 proptest::prop_assert_eq!(used, m.used(now, 100 * MS, 10));
                 if amount > 0 {
-                    w.take(amount);
+                    w.take(now, amount);
                     m.take(now, 100 * MS, amount);
                 } else if amount < 0 {
                     proptest::prop_assert_eq!(w.release(-amount), m.release(-amount));
