@@ -33,7 +33,11 @@
 //! - A quota instance not named in `quotas` is an adapter error.
 //!
 //! Exact under concurrency: counters live in shards each behind a mutex,
-//! and a call holds its shard's lock for the whole decision.
+//! and a call holds its shard's lock for the whole decision. A counter is
+//! found by one SipHash-1-3 of its dimensions under keys drawn at random
+//! per handler, which picks the shard and keys the shard's map: request
+//! attributes cannot be chosen to crowd one shard or one hash, and the key
+//! bytes are compared only where the hash leads.
 
 mod handler;
 mod window;
