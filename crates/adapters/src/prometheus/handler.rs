@@ -176,6 +176,9 @@ struct Label<'a>(Option<&'a Value>);
 impl std::fmt::Display for Label<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
+            // Most label values are strings: written as they are, without
+            // the formatting machinery.
+            Some(Value::String(s)) => f.write_str(s),
             Some(v) => v.fmt(f),
             None => Ok(()),
         }
