@@ -293,8 +293,11 @@ fn redisquota(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     for callers in [1usize, 32] {
         let (h, inst) = (handler.clone(), instances.clone());
+        let allocations = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = allocations.clone();
         let alloc = Arc::new(move |n: u64| {
             let (h, inst) = (h.clone(), inst.clone());
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             async move {
                 let args = QuotaArgs {
                     amount: 1,
@@ -307,9 +310,16 @@ fn redisquota(c: &mut Criterion) {
                 assert_eq!(r.unwrap().granted, 1);
             }
         });
+        server.command(&["CONFIG", "RESETSTAT"]);
         g.bench_function(format!("redisquota_{callers}_callers"), |b| {
             b.iter_custom(|iters| rt.block_on(concurrent(callers, iters, alloc.clone())))
         });
+        // Coalescing at work: allocations per script call.
+        let allocations = allocations.load(std::sync::atomic::Ordering::Relaxed);
+        eprintln!(
+            "redisquota {callers} callers: {allocations} allocations in {} script calls",
+            evalsha_calls(&server)
+        );
         let (script, conns) = (trivial.clone(), conns.clone());
         // As many distinct keys as instances, passed and left untouched.
         let keys: Arc<Vec<String>> =
@@ -328,6 +338,19 @@ fn redisquota(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+/// EVALSHA calls Redis ran since its stats were last reset.
+fn evalsha_calls(server: &redis_support::RedisServer) -> u64 {
+    let stats = server
+        .command(&["INFO", "commandstats"])
+        .unwrap_or_default();
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|l| l.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 criterion_group!(benches, memquota, list_lookups, redisquota);

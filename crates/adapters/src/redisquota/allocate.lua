@@ -25,8 +25,10 @@ end
 -- with its first grant. Within a window the hot path is two commands,
 -- INCRBY and PTTL: Redis's own expiry ends the window, so no TIME and no
 -- stored window end. Units taken beyond the max are given back before the
--- script returns, so nobody ever sees them.
-local function fixed(counter, dkey, max, window, amount, best)
+-- script returns, so nobody ever sees them. The hot path passes Redis the
+-- arguments as they came (`*_s`): formatting a Lua number costs more than
+-- the command.
+local function fixed(counter, dkey, max, window, amount, best, window_s, amount_s)
   if dkey then
     local prev = redis.call('GET', dkey)
     if prev then
@@ -35,16 +37,16 @@ local function fixed(counter, dkey, max, window, amount, best)
   end
   -- A counter never rests at 0 (see below), so reading back exactly the
   -- amount means the key was just created: the window starts now.
-  local used = redis.call('INCRBY', counter, amount)
+  local used = redis.call('INCRBY', counter, amount_s)
   local fresh = used == amount
   local ttl = window
   if fresh then
-    redis.call('PEXPIRE', counter, window)
+    redis.call('PEXPIRE', counter, window_s)
   else
     ttl = redis.call('PTTL', counter)
     if ttl < 0 then
       -- Not written by this script: make it expire all the same.
-      redis.call('PEXPIRE', counter, window)
+      redis.call('PEXPIRE', counter, window_s)
       ttl = window
     end
   end
@@ -156,8 +158,8 @@ local k, a = 1, 1
 while a <= #ARGV do
   local flags = tonumber(ARGV[a])
   local max = tonumber(ARGV[a + 1])
-  local window = tonumber(ARGV[a + 2])
-  local amount = tonumber(ARGV[a + 3])
+  local window_s, amount_s = ARGV[a + 2], ARGV[a + 3]
+  local window, amount = tonumber(window_s), tonumber(amount_s)
   a = a + 4
   local best = math.floor(flags / 2) % 2 == 1
   local dedup = math.floor(flags / 4) % 2 == 1
@@ -170,7 +172,7 @@ while a <= #ARGV do
     k = k + 2
   else
     local dkey = dedup and KEYS[k + 1] or nil
-    ok, granted, ttl = pcall(fixed, KEYS[k], dkey, max, window, amount, best)
+    ok, granted, ttl = pcall(fixed, KEYS[k], dkey, max, window, amount, best, window_s, amount_s)
     k = k + 1
   end
   if dedup then k = k + 1 end

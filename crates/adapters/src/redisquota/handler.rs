@@ -1,6 +1,6 @@
-//! The redisquota handler: callers queue their allocations; one worker per
-//! pooled, self-reconnecting connection sends them in batches (see
-//! `batch.rs`).
+//! The redisquota handler: a pool of self-reconnecting connections, each
+//! sending one caller's allocation at once when free, else the allocations
+//! queued for it in batches (see `batch.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use mixer_proto::code;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{mpsc, oneshot};
 
-use super::batch::{self, BatchScript, Limits, Outcome, PREFIX_LEN, Request};
+use super::batch::{self, BatchScript, Connection, Item, Limits, Outcome, PREFIX_LEN, Request};
 use super::{Algorithm, FailurePolicy, NAME, QuotaConfig, RedisQuotaParams};
 use crate::quota_key::{matches, write_key};
 use crate::template::QuotaInstance;
@@ -30,7 +30,7 @@ pub const MAX_QUEUED_PER_CONNECTION: usize = 1024;
 /// A redisquota handler.
 pub struct RedisQuotaHandler {
     quotas: HashMap<String, QuotaConfig>,
-    queues: Vec<mpsc::Sender<Request>>,
+    pool: Vec<(mpsc::Sender<Request>, Arc<Connection>)>,
     next: AtomicUsize,
     policy: FailurePolicy,
     timeout: Duration,
@@ -78,14 +78,15 @@ impl RedisQuotaHandler {
         // The connection managers find their runtime from the context.
         let _entered = env.runtime().enter();
         let script = Arc::new(BatchScript::new());
-        let mut queues = Vec::with_capacity(params.connection_pool_size);
+        let mut pool = Vec::with_capacity(params.connection_pool_size);
         for _ in 0..params.connection_pool_size {
             let conn = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
                 .map_err(|e| Error::Build(format!("{NAME}: {e}")))?;
+            let conn = Arc::new(Connection::new(conn, script.clone(), limits.timeout));
             let (tx, rx) = mpsc::channel(limits.queue);
             env.runtime()
-                .spawn(batch::worker(rx, conn, script.clone(), limits));
-            queues.push(tx);
+                .spawn(batch::worker(rx, conn.clone(), limits.max_batch));
+            pool.push((tx, conn));
         }
         Ok(RedisQuotaHandler {
             quotas: params
@@ -93,7 +94,7 @@ impl RedisQuotaHandler {
                 .into_iter()
                 .map(|q| (q.name.clone(), q))
                 .collect(),
-            queues,
+            pool,
             next: AtomicUsize::new(0),
             policy: params.failure_policy,
             timeout: params.call_timeout,
@@ -144,8 +145,7 @@ impl RedisQuotaHandler {
             let _ = write!(keys, "mixer:rq:d:{}:{id}", id.len());
             keys.extend_from_within(PREFIX_LEN..counter_len);
         }
-        let (reply, answer) = oneshot::channel();
-        let request = Request {
+        let item = Item {
             keys,
             counter_len,
             rolling: quota.algorithm == Algorithm::RollingWindow,
@@ -154,52 +154,59 @@ impl RedisQuotaHandler {
             window_ms: millis(quota.valid_duration),
             bucket_ms: millis(quota.bucket_duration),
             amount: args.amount,
-            reply,
         };
-        let queue = &self.queues[self.next.fetch_add(1, Ordering::Relaxed) % self.queues.len()];
-        let failure = match queue.try_send(request) {
-            Ok(()) => match tokio::time::timeout(self.timeout, answer).await {
-                Ok(Ok(Outcome::Granted(granted, ttl_ms))) => {
-                    let status = if granted == 0 {
-                        Status::new(
-                            code::RESOURCE_EXHAUSTED,
-                            format!("quota {} is exhausted", instance.name),
-                        )
-                    } else {
-                        Status::OK
-                    };
-                    return Ok(QuotaResult {
-                        granted,
-                        valid_duration: Duration::from_millis(u64::try_from(ttl_ms).unwrap_or(0)),
-                        status,
-                    });
+        let (queue, conn) = &self.pool[self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len()];
+        let answer = match conn.try_send_now(queue, &item).await {
+            Some(outcome) => Ok(Ok(Ok(outcome))),
+            None => {
+                let (reply, answer) = oneshot::channel();
+                match queue.try_send(Request { item, reply }) {
+                    Ok(()) => Ok(tokio::time::timeout(self.timeout, answer).await),
+                    Err(e) => Err(e),
                 }
-                Ok(Ok(Outcome::Failed {
-                    timed_out: true, ..
-                }))
-                | Err(_) => {
-                    self.timeouts.fetch_add(1, Ordering::Relaxed);
-                    Failure {
-                        message: String::new(),
-                        timed_out: true,
-                    }
+            }
+        };
+        let failure = match answer {
+            Ok(Ok(Ok(Outcome::Granted(granted, ttl_ms)))) => {
+                let status = if granted == 0 {
+                    Status::new(
+                        code::RESOURCE_EXHAUSTED,
+                        format!("quota {} is exhausted", instance.name),
+                    )
+                } else {
+                    Status::OK
+                };
+                return Ok(QuotaResult {
+                    granted,
+                    valid_duration: Duration::from_millis(u64::try_from(ttl_ms).unwrap_or(0)),
+                    status,
+                });
+            }
+            Ok(Ok(Ok(Outcome::Failed {
+                timed_out: true, ..
+            })))
+            | Ok(Err(_)) => {
+                self.timeouts.fetch_add(1, Ordering::Relaxed);
+                Failure {
+                    message: String::new(),
+                    timed_out: true,
                 }
-                Ok(Ok(Outcome::Failed { message, .. })) => {
-                    self.backend_errors.fetch_add(1, Ordering::Relaxed);
-                    Failure {
-                        message,
-                        timed_out: false,
-                    }
+            }
+            Ok(Ok(Ok(Outcome::Failed { message, .. }))) => {
+                self.backend_errors.fetch_add(1, Ordering::Relaxed);
+                Failure {
+                    message,
+                    timed_out: false,
                 }
-                // The worker is gone: its runtime shut down.
-                Ok(Err(_)) => {
-                    self.backend_errors.fetch_add(1, Ordering::Relaxed);
-                    Failure {
-                        message: format!("{NAME}: the connection's worker has stopped"),
-                        timed_out: false,
-                    }
+            }
+            // The worker is gone: its runtime shut down.
+            Ok(Ok(Err(_))) => {
+                self.backend_errors.fetch_add(1, Ordering::Relaxed);
+                Failure {
+                    message: format!("{NAME}: the connection's worker has stopped"),
+                    timed_out: false,
                 }
-            },
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.queue_full.fetch_add(1, Ordering::Relaxed);
                 Failure {
@@ -297,7 +304,7 @@ impl std::fmt::Debug for RedisQuotaHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisQuotaHandler")
             .field("quotas", &self.quotas.len())
-            .field("pool", &self.queues.len())
+            .field("pool", &self.pool.len())
             .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
