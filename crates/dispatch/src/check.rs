@@ -50,22 +50,37 @@ pub struct CheckDecision {
 /// which spares a cache hit the reference count of a shared set and a
 /// check without the cache the copy of its scratch set.
 trait Referenced: Sized {
+    type Outcome;
     fn from_cache(shared: &Arc<ReferencedAttributes>) -> Self;
     fn from_scratch(scratch: &ReferencedAttributes) -> Self;
+    fn outcome(decision: CheckDecision, referenced: Self) -> Self::Outcome;
 }
 
 impl Referenced for Arc<ReferencedAttributes> {
+    type Outcome = CheckOutcome;
     fn from_cache(shared: &Arc<ReferencedAttributes>) -> Self {
         shared.clone()
     }
     fn from_scratch(scratch: &ReferencedAttributes) -> Self {
         Arc::new(scratch.clone())
     }
+    fn outcome(d: CheckDecision, referenced: Self) -> CheckOutcome {
+        CheckOutcome {
+            status: d.status,
+            valid_duration: d.valid_duration,
+            valid_use_count: d.valid_use_count,
+            referenced,
+        }
+    }
 }
 
 impl Referenced for () {
+    type Outcome = CheckDecision;
     fn from_cache(_: &Arc<ReferencedAttributes>) -> Self {}
     fn from_scratch(_: &ReferencedAttributes) -> Self {}
+    fn outcome(decision: CheckDecision, (): Self) -> CheckDecision {
+        decision
+    }
 }
 
 impl Inner {
@@ -91,31 +106,32 @@ impl Dispatcher {
     /// listchecker, memquota), the returned future completes on its first
     /// poll, nothing spawned or boxed. Handlers that do I/O are awaited
     /// together, each under its timeout (this needs a tokio runtime).
-    pub async fn check<B: Bag + Sync + ?Sized>(&self, bag: &B) -> CheckOutcome {
-        let (d, referenced) = self.decide::<B, Arc<ReferencedAttributes>>(bag).await;
-        CheckOutcome {
-            status: d.status,
-            valid_duration: d.valid_duration,
-            valid_use_count: d.valid_use_count,
-            referenced,
-        }
+    pub fn check<'a, B: Bag + Sync + ?Sized>(
+        &'a self,
+        bag: &'a B,
+    ) -> impl Future<Output = CheckOutcome> + 'a {
+        // Not an `async fn` awaiting `decide`: one state machine, not two.
+        self.decide::<B, Arc<ReferencedAttributes>>(bag)
     }
 
     /// Checks a request as [`check`](Dispatcher::check) does, without
     /// handing back the attributes the decision read: for callers that
     /// only answer with it. Cheaper on a cache hit (no shared set to
     /// count a reference to) and without the cache (no set copied out).
-    pub async fn check_decision<B: Bag + Sync + ?Sized>(&self, bag: &B) -> CheckDecision {
-        self.decide::<B, ()>(bag).await.0
+    pub fn check_decision<'a, B: Bag + Sync + ?Sized>(
+        &'a self,
+        bag: &'a B,
+    ) -> impl Future<Output = CheckDecision> + 'a {
+        self.decide::<B, ()>(bag)
     }
 
-    async fn decide<B: Bag + Sync + ?Sized, R: Referenced>(&self, bag: &B) -> (CheckDecision, R) {
+    async fn decide<B: Bag + Sync + ?Sized, R: Referenced>(&self, bag: &B) -> R::Outcome {
         let inner = &*self.inner;
         let now = inner.cache.as_ref().map(|c| c.now());
         if let (Some(cache), Some(now)) = (&inner.cache, now) {
             // Counted by the cache (see `Metrics::samples`).
-            if let Some(hit) = cache.get(bag, now, R::from_cache) {
-                return hit;
+            if let Some((hit, referenced)) = cache.get(bag, now, R::from_cache) {
+                return R::outcome(hit, referenced);
             }
             inner.metrics.cache_misses.fetch_add(1, Ordering::Relaxed);
         }
@@ -157,7 +173,7 @@ impl Dispatcher {
             cache.insert(bag, now, snap.generation, &refs, &decision);
         }
         SCRATCH.with(|cell| *cell.borrow_mut() = refs);
-        (decision, referenced)
+        R::outcome(decision, referenced)
     }
 }
 
