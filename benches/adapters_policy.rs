@@ -16,7 +16,10 @@
 //!   Redis round-trip limit): the same pool size, round robin, callers and
 //!   key count, redis-rs's default response timeout on both pools; the
 //!   handler also bounds each call by its `callTimeout` (one more timer),
-//!   parses its answer and may fall back on `failurePolicy`. Needs
+//!   parses its answer and may fall back on `failurePolicy`. The trivial
+//!   script is one call per allocation; the handler coalesces the
+//!   allocations waiting for a busy connection into one script call (the
+//!   allocations per script call are printed on stderr). Needs
 //!   `redis-server`; skipped without it.
 
 #[path = "../crates/adapters/tests/support/redis.rs"]
