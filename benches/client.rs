@@ -288,6 +288,10 @@ fn embedded_proxy(c: &mut Criterion) {
             );
         }
     }
+    // Of which the request's attributes alone (the bag built and dropped).
+    g.bench_function("request_attributes_only", |b| {
+        b.iter(|| proxy::request_bag(std::hint::black_box(&req), peer, DESTINATION))
+    });
     g.finish();
 
     let get = |addr: SocketAddr| {
@@ -305,8 +309,8 @@ fn embedded_proxy(c: &mut Criterion) {
     // End to end over HTTP, each proxy with the Mixer interleaved with the
     // same proxy with the Mixer off, request by request (alternating which
     // goes first), so that both see the same machine. Criterion times the
-    // requests with the Mixer; the differences per sample are summarised
-    // after.
+    // requests with the Mixer; the differences, per pair of requests and
+    // per sample, are summarised after.
     const SAMPLES: usize = 100;
     let mut g = c.benchmark_group("embedded_proxy_request");
     g.sample_size(SAMPLES).sampling_mode(SamplingMode::Flat);
@@ -316,43 +320,58 @@ fn embedded_proxy(c: &mut Criterion) {
     ] {
         rt.block_on(get(addr));
         rt.block_on(get(without.addr));
-        let mut samples: Vec<(Duration, Duration, u64)> = Vec::new();
+        // Per call of the routine: time with and without the Mixer, and
+        // the difference of each pair in µs.
+        let mut calls: Vec<(Duration, Duration, Vec<f64>)> = Vec::new();
         g.bench_function(format!("{name}_interleaved_with_mixer_off"), |b| {
             b.iter_custom(|iters| {
                 let (mut on, mut off) = (Duration::ZERO, Duration::ZERO);
+                let mut pairs = Vec::with_capacity(iters as usize);
                 for i in 0..iters {
-                    for mixer_first in [i % 2 == 0, i % 2 != 0] {
+                    let mut pair = [Duration::ZERO; 2];
+                    for mixer in [i % 2 == 0, i % 2 != 0] {
                         let t = Instant::now();
-                        rt.block_on(get(if mixer_first { addr } else { without.addr }));
-                        *(if mixer_first { &mut on } else { &mut off }) += t.elapsed();
+                        rt.block_on(get(if mixer { addr } else { without.addr }));
+                        pair[usize::from(mixer)] = t.elapsed();
                     }
+                    off += pair[0];
+                    on += pair[1];
+                    pairs.push((pair[1].as_secs_f64() - pair[0].as_secs_f64()) * 1e6);
                 }
-                samples.push((on, off, iters));
+                calls.push((on, off, pairs));
                 on
             })
         });
         // Warm-up calls come first; the last SAMPLES calls are the samples.
-        let samples = &samples[samples.len().saturating_sub(SAMPLES)..];
+        let samples = &calls[calls.len().saturating_sub(SAMPLES)..];
         if samples.is_empty() {
             continue;
         }
-        let per = |d: Duration, n: u64| d.as_secs_f64() * 1e6 / n as f64;
-        let mut diff: Vec<f64> = samples
-            .iter()
-            .map(|&(a, b, n)| per(a, n) - per(b, n))
-            .collect();
-        let mut on: Vec<f64> = samples.iter().map(|&(a, _, n)| per(a, n)).collect();
-        let mut off: Vec<f64> = samples.iter().map(|&(_, b, n)| per(b, n)).collect();
-        for v in [&mut diff, &mut on, &mut off] {
+        let sorted = |mut v: Vec<f64>| {
             v.sort_by(f64::total_cmp);
-        }
-        let (d, q1, q3, lo, hi) = spread(&diff);
+            v
+        };
+        let per = |d: Duration, pairs: &Vec<f64>| d.as_secs_f64() * 1e6 / pairs.len() as f64;
+        let pairs = sorted(samples.iter().flat_map(|s| s.2.iter().copied()).collect());
+        let (d, _, _, lo, hi) = spread(&pairs);
+        let per_sample = sorted(
+            samples
+                .iter()
+                .map(|(a, b, p)| per(*a, p) - per(*b, p))
+                .collect(),
+        );
+        let (sd, q1, q3, slo, shi) = spread(&per_sample);
+        let on = sorted(samples.iter().map(|(a, _, p)| per(*a, p)).collect());
+        let off = sorted(samples.iter().map(|(_, b, p)| per(*b, p)).collect());
         eprintln!(
-            "embedded proxy, {name} vs Mixer off, interleaved, {} samples of {} request pairs: \
-             Mixer on {:.1} µs, off {:.1} µs (medians); added {d:.1} µs per request \
-             (median of per-sample differences; quartiles {q1:.1} .. {q3:.1}; 95% CI of the median {lo:.1} .. {hi:.1})",
+            "embedded proxy, {name} vs Mixer off, interleaved: added {d:.1} µs per request, \
+             median of {} per-pair differences (95% CI {lo:.1} .. {hi:.1}); \
+             per sample ({} samples of {} pairs): median difference {sd:.1} µs, quartiles \
+             {q1:.1} .. {q3:.1}, 95% CI {slo:.1} .. {shi:.1}; mean per request with the Mixer \
+             {:.1} µs, off {:.1} µs (sample medians)",
+            pairs.len(),
             samples.len(),
-            samples[0].2,
+            samples[0].2.len(),
             spread(&on).0,
             spread(&off).0,
         );

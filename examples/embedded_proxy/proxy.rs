@@ -181,7 +181,7 @@ static IDS: LazyLock<Ids> = LazyLock::new(|| Ids {
 });
 
 /// The attributes of one request, as a sidecar on the inbound path sees them.
-fn request_bag<T>(req: &Request<T>, peer: SocketAddr, destination: &str) -> OwnedBag {
+pub(crate) fn request_bag<T>(req: &Request<T>, peer: SocketAddr, destination: &str) -> OwnedBag {
     let mut headers = StringMap::new();
     for (name, value) in req.headers() {
         if let Ok(v) = value.to_str() {

@@ -14,7 +14,10 @@
 //!   whole request, on configured attributes and string-map keys
 //!   (`request.headers/:method`), or on the referenced attributes a host
 //!   linking the dispatcher in-process feeds it. LRU, 10,000 entries by
-//!   default. Transport failures are never cached. A hit allocates nothing.
+//!   default (sharded by hash past 1,024). Transport failures are never
+//!   cached. A lookup encodes the key in one pass into a reused buffer,
+//!   hashes it with a random-keyed hash and confirms a hit by comparing
+//!   bytes: a hit allocates nothing.
 //! - **Quota prefetch** ([`PrefetchOptions`]): the original's predicted
 //!   window algorithm, with a documented overshoot bound.
 //! - **Report batching**: fire-and-forget, sent by size or age from a
