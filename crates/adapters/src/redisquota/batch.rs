@@ -215,13 +215,24 @@ impl Connection {
             .then(|| Busy(self))
     }
 
-    async fn acquire(&self) -> Busy<'_> {
-        loop {
-            if let Some(busy) = self.try_acquire() {
-                return busy;
-            }
-            self.freed.notified().await;
+    /// Waits for the connection, at most half the call timeout (so that
+    /// the queued callers still have time for their call): holding it is
+    /// only what lets batches form (the connection itself multiplexes), so
+    /// a caller's future left unpolled while holding it must not stall the
+    /// queue.
+    async fn acquire(&self) -> Option<Busy<'_>> {
+        if let Some(busy) = self.try_acquire() {
+            return Some(busy);
         }
+        let wait = async {
+            loop {
+                self.freed.notified().await;
+                if let Some(busy) = self.try_acquire() {
+                    return busy;
+                }
+            }
+        };
+        tokio::time::timeout(self.timeout / 2, wait).await.ok()
     }
 
     /// Sends `item` alone at once if the connection is free and nothing

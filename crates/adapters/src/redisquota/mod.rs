@@ -23,14 +23,15 @@
 //! window's sorted set without one).
 //!
 //! Request coalescing (Better: the original made one call per allocation).
-//! Each pooled connection has a worker and a bounded queue; callers are
-//! spread over them round robin. A worker sends whatever is queued for it,
-//! up to [`MAX_BATCH`] allocations, as one script call that runs them in
-//! order, each as if alone, and answers each caller. An idle connection
-//! sends a batch of one at once: there is no timer and no added latency;
-//! callers arriving while a batch is in flight go together in the next one.
-//! So under load one round trip and one script call serve many allocations.
-//! What stays per allocation:
+//! Callers are spread over the pooled connections round robin. A caller
+//! that finds its connection free and nothing queued for it sends its
+//! allocation at once, itself: a batch of one, no timer, no added latency.
+//! Callers that find it busy queue (bounded), and the connection's worker,
+//! as soon as the connection is free, sends what is queued, up to
+//! [`MAX_BATCH`] allocations, as one script call that runs them in order,
+//! each as if alone, and answers each caller; it keeps the connection while
+//! callers keep queuing. So under load one round trip and one script call
+//! serve many allocations. What stays per allocation:
 //! - its decision, deduplication record, override and TTLs: a retry with
 //!   the same id in the same batch gets the first answer;
 //! - its failure: an item Redis refuses (a key of another type) fails
@@ -41,7 +42,10 @@
 //!   are dropped from the queue unsent, so Redis is not charged for them;
 //! - bounded memory: at most [`MAX_QUEUED_PER_CONNECTION`] allocations
 //!   wait per connection; beyond that a call is answered by
-//!   `failurePolicy` at once (counter `queue_full`).
+//!   `failurePolicy` at once (counter `queue_full`);
+//! - liveness: the worker waits for a busy connection at most half of
+//!   `callTimeout`, then sends anyway (the connection multiplexes), so a
+//!   caller's future left unpolled while holding it stalls no one.
 //!
 //! The keys of a batch may live anywhere, so the adapter needs one Redis
 //! server (or a primary), not Redis Cluster.

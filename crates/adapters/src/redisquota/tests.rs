@@ -507,3 +507,62 @@ async fn a_stuck_batch_answers_each_caller_within_its_timeout() {
     let charged: i64 = redis::cmd("GET").arg(&key).query(&mut c).unwrap();
     assert!(charged < 20, "{charged} of 40 abandoned calls were sent");
 }
+
+/// A caller's future that took the free connection and is then neither
+/// polled nor dropped does not stall the callers queued behind it: the
+/// worker stops waiting for the connection after half the call timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unpolled_caller_does_not_stall_the_queue() {
+    let Some(server) =
+        redis_support::RedisServer::start("an_unpolled_caller_does_not_stall_the_queue")
+    else {
+        return;
+    };
+    let h = handler_with(
+        &server,
+        json!({"callTimeout": "1s", "failurePolicy": "error"}),
+        json!([{"name": "f", "maxAmount": 100, "validDuration": "60s"}]),
+        64,
+        1024,
+    );
+    assert_eq!(
+        spawn_ask(&h, "f", "warm", 1, "")
+            .await
+            .unwrap()
+            .0
+            .unwrap()
+            .granted,
+        1
+    );
+    let (i, args) = (
+        instance("f", "held"),
+        crate::QuotaArgs {
+            amount: 1,
+            ..Default::default()
+        },
+    );
+    // Polled once: it takes the connection and sends; then left alone. The
+    // reply may already be there on that first poll (then the connection is
+    // free again): try again.
+    let mut held = None;
+    for _ in 0..100 {
+        let crate::Answer::Pending(mut f) = crate::Handler::quota(&*h, &i, &args) else {
+            panic!("redisquota answers after a call");
+        };
+        let first = std::future::poll_fn(|cx| std::task::Poll::Ready(f.as_mut().poll(cx))).await;
+        if first.is_pending() {
+            held = Some(f);
+            break;
+        }
+    }
+    assert!(held.is_some(), "every call answered on its first poll");
+    let tasks: Vec<_> = (0..5)
+        .map(|n| spawn_ask(&h, "f", &format!("u{n}"), 1, ""))
+        .collect();
+    for t in tasks {
+        let (r, took) = t.await.unwrap();
+        assert_eq!(r.unwrap().granted, 1);
+        assert!(took < Duration::from_millis(900), "answered after {took:?}");
+    }
+    drop(held);
+}
