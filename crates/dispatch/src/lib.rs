@@ -17,6 +17,8 @@
 //!   denial, every denial's message joined), the referenced attributes
 //!   returned; in-memory handlers answer on the first poll with nothing
 //!   spawned; a panicking or slow handler is an error for that request.
+//!   [`Dispatcher::check_decision`] is the same without the referenced
+//!   attributes, for callers that only answer with the decision.
 //! - [`Dispatcher::quota`]: the requested quota's instance built and
 //!   allocated; a quota no rule handles is granted (or, by option, denied).
 //! - [`Dispatcher::report`] / [`Dispatcher::report_all`]: instances batched
