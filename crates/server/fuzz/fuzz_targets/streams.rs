@@ -149,7 +149,11 @@ fuzz_target!(|data: &[u8]| {
             codes.push(code.expect("every answer has a result").code);
         }
         if let Some(n) = expected {
-            assert_eq!(status, Some(0), "framed messages under the ceiling: the stream ends OK");
+            assert_eq!(
+                status,
+                Some(0),
+                "framed messages under the ceiling: the stream ends OK"
+            );
             assert_eq!(codes.len(), n, "one answer per message");
             for c in codes {
                 assert!(
