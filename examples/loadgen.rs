@@ -37,6 +37,19 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder as TonicEncoder
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 
+const USAGE: &str = "\
+usage: loadgen [--streams 1,16,64] [--seconds 5 | --requests N] [--depth 1]
+               [--methods check,report] [--config-dir examples/config] [--mixs PATH]
+  --streams     concurrent streams per point, each on its own connection
+  --seconds     measured time per point (after a 0.5 s warm-up)
+  --requests    or a request count per point instead
+  --depth       requests outstanding per stream
+  --methods     which streams to load (check, report)
+  --config-dir  the config mixs serves
+  --mixs        the mixs binary (default: beside this one)
+Runs each point against a bare echo service, then against mixs, and prints throughput,
+latency p50/p99 and each server's CPU seconds per 1000 requests.";
+
 struct Settings {
     streams: Vec<usize>,
     seconds: f64,
@@ -80,7 +93,7 @@ fn parse() -> Result<Settings, String> {
             "--methods" => s.methods = value()?.split(',').map(String::from).collect(),
             "--config-dir" => s.config_dir = value()?.into(),
             "--mixs" => s.mixs = value()?.into(),
-            other => return Err(format!("unknown flag {other}")),
+            other => return Err(format!("unknown flag {other}\n{USAGE}")),
         }
     }
     if s.depth == 0 || s.streams.contains(&0) {
@@ -100,6 +113,10 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         };
+    }
+    if std::env::args().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
     }
     let settings = match parse() {
         Ok(s) => s,
