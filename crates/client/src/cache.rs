@@ -395,6 +395,20 @@ mod tests {
     }
 
     #[test]
+    fn a_hash_collision_is_a_miss_never_another_requests_answer() {
+        let mut cache = CheckCache::new(CacheKeys::WholeBag, 10, Arc::new(ManualClock::new()));
+        cache.hasher.constant = true;
+        cache.insert(&bag("a", 1), &result(7, 10), None);
+        assert!(cache.lookup(&bag("b", 1)).is_none(), "same slot, other key");
+        assert_eq!(cache.lookup(&bag("a", 1)).unwrap().status.code, 7);
+        // The later answer takes the slot.
+        cache.insert(&bag("b", 1), &result(0, 10), None);
+        assert!(cache.lookup(&bag("a", 1)).is_none());
+        assert_eq!(cache.lookup(&bag("b", 1)).unwrap().status.code, 0);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
     fn sharded_cache_stays_within_capacity_and_finds_its_entries() {
         let cache = CheckCache::new(CacheKeys::WholeBag, 10_000, Arc::new(ManualClock::new()));
         assert_eq!(cache.shards.len(), 16);

@@ -15,6 +15,9 @@ use std::hash::{BuildHasher, Hasher, RandomState};
 pub(crate) struct KeyHasher {
     seed: u64,
     k: [u64; 4],
+    /// Every key hashes alike, to test that collisions cost misses only.
+    #[cfg(test)]
+    pub(crate) constant: bool,
 }
 
 impl KeyHasher {
@@ -24,12 +27,18 @@ impl KeyHasher {
         KeyHasher {
             seed: s.hash_one(0u8),
             k: [1u8, 2, 3, 4].map(|i| s.hash_one(i) | 1),
+            #[cfg(test)]
+            constant: false,
         }
     }
 
     /// The hash of `bytes`.
     #[inline]
     pub(crate) fn hash(&self, bytes: &[u8]) -> u64 {
+        #[cfg(test)]
+        if self.constant {
+            return 42;
+        }
         let [k0, k1, k2, k3] = self.k;
         let mut a = self.seed;
         let mut b = self.seed ^ k3;
