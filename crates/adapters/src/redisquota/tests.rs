@@ -293,7 +293,7 @@ async fn a_batch_keeps_every_allocation_apart() {
             .unwrap()
             .starts_with("+OK")
     );
-    pause(&server, 300);
+    pause(&server, 500);
     // Per quota, 3 users x 8 ids, each id asked twice: 96 callers.
     let mut calls = Vec::new();
     for quota in ["f", "r"] {
