@@ -1,9 +1,10 @@
 //! Request coalescing: the allocations waiting for a connection go to
 //! Redis as one EVALSHA of `allocate.lua`.
 //!
-//! Each connection is used by one sender at a time. A caller that finds its
-//! connection free and nothing queued sends its own allocation at once (a
-//! batch of one, on its own task: no hand-off, no timer, no added latency).
+//! Each connection has one sender at a time (as a rule: see
+//! `Connection::acquire`). A caller that finds its connection free and
+//! nothing queued sends its own allocation at once (a batch of one, on its
+//! own task: no hand-off, no batching delay, no added latency).
 //! Callers that find it busy queue, and the connection's worker sends what
 //! is queued, up to `max_batch`, as soon as the connection is free. After a
 //! batch the worker yields once, so that the callers it just answered (who
