@@ -345,7 +345,15 @@ pub fn as_int(v: &J) -> Option<i64> {
 
 /// The texts of a failed parse's field errors: what the adapters' tests
 /// compare.
-#[cfg(test)]
+#[cfg(all(
+    test,
+    any(
+        feature = "denier",
+        feature = "list",
+        feature = "memquota",
+        feature = "redisquota"
+    )
+))]
 pub(crate) fn error_texts<T: std::fmt::Debug>(r: Result<T, Error>) -> Vec<String> {
     r.unwrap_err()
         .field_errors()

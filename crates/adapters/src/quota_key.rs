@@ -11,6 +11,7 @@ use crate::template::Dimensions;
 /// prefixed by its length, so no value can forge another key whatever
 /// bytes it holds. Values are rendered as everywhere (`Display`), so a
 /// dimension is the same counter whether it arrives as `200` or `"200"`.
+#[cfg(any(feature = "redisquota", test))]
 pub(crate) fn write_key(out: &mut Vec<u8>, name: &str, dims: &Dimensions) {
     push_part(out, name.as_bytes());
     write_dims(out, dims);

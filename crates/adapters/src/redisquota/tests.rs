@@ -6,12 +6,7 @@ fn parse(v: serde_json::Value) -> Result<RedisQuotaParams, Error> {
 }
 
 fn errors(v: serde_json::Value) -> Vec<String> {
-    parse(v)
-        .unwrap_err()
-        .field_errors()
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+    crate::params::error_texts(parse(v))
 }
 
 #[test]
