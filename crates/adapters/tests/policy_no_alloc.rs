@@ -7,9 +7,10 @@
 mod counting_alloc;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use mixer_adapters::template::{CheckInstance, ListEntryInstance, QuotaInstance};
-use mixer_adapters::{Answer, BuildEnv, Handler, Params, QuotaArgs, Registry};
+use mixer_adapters::{Answer, BuildEnv, Handler, ManualClock, Params, QuotaArgs, Registry};
 use mixer_attributes::Value;
 use serde_json::json;
 
@@ -21,10 +22,14 @@ fn build(
     adapter: &str,
     params: serde_json::Value,
 ) -> Arc<dyn Handler> {
+    build_in(&BuildEnv::new(rt.handle().clone()), adapter, params)
+}
+
+fn build_in(env: &BuildEnv, adapter: &str, params: serde_json::Value) -> Arc<dyn Handler> {
     Registry::builtin()
         .validate(adapter, &Params::new(params))
         .unwrap()
-        .build(&BuildEnv::new(rt.handle().clone()))
+        .build(env)
         .unwrap()
 }
 
@@ -58,11 +63,22 @@ fn in_memory_answers_allocate_nothing() {
         json!({"overrides": ["^/api/"], "entryType": "REGEX"}),
     );
     let denier = build(&rt, "denier", json!({"status": {"code": 0}}));
-    let memquota = build(
-        &rt,
-        "memquota",
-        json!({"quotas": [{"name": "q", "maxAmount": 1000000000, "validDuration": "1s"}]}),
-    );
+    // Time moves 10 ms a call, so the counted calls also start buckets,
+    // expire old ones and roll fixed windows: all of it without allocating
+    // once a counter's bucket list has grown to its window (1 s: 10
+    // buckets of 100 ms), which the warm-up below lets it do.
+    let clock = Arc::new(ManualClock::new());
+    let env = BuildEnv::new(rt.handle().clone()).with_clock(clock.clone());
+    let quota_params = |algorithm: &str| {
+        json!({"quotas": [{
+            "name": "q",
+            "maxAmount": 1000000000,
+            "validDuration": "1s",
+            "rateLimitAlgorithm": algorithm,
+        }]})
+    };
+    let rolling = build_in(&env, "memquota", quota_params("ROLLING_WINDOW"));
+    let fixed = build_in(&env, "memquota", quota_params("FIXED_WINDOW"));
     let entry = |v: Value| {
         CheckInstance::ListEntry(ListEntryInstance {
             name: "l".into(),
@@ -85,6 +101,13 @@ fn in_memory_answers_allocate_nothing() {
         amount: 1,
         ..Default::default()
     };
+    let take = |h: &dyn Handler| {
+        clock.advance(Duration::from_millis(10));
+        match h.quota(&quota, &args) {
+            Answer::Ready(Ok(r)) => assert_eq!(r.granted, 1),
+            other => panic!("{other:?}"),
+        }
+    };
     type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
     let cases: Vec<Case<'_>> = vec![
         ("strings", Box::new(|| check_ok(&*strings, &s))),
@@ -92,14 +115,13 @@ fn in_memory_answers_allocate_nothing() {
         ("ip", Box::new(|| check_ok(&*ips, &ip))),
         ("regex", Box::new(|| check_ok(&*regex, &path))),
         ("denier", Box::new(|| check_ok(&*denier, &s))),
-        (
-            "memquota",
-            Box::new(|| match memquota.quota(&quota, &args) {
-                Answer::Ready(Ok(r)) => assert_eq!(r.granted, 1),
-                other => panic!("{other:?}"),
-            }),
-        ),
+        ("memquota rolling", Box::new(|| take(&*rolling))),
+        ("memquota fixed", Box::new(|| take(&*fixed))),
     ];
+    for _ in 0..300 {
+        take(&*rolling);
+        take(&*fixed);
+    }
     for (name, f) in cases {
         let per_call = counting_alloc::per_call(1000, &*f);
         assert_eq!(per_call, 0.0, "{name} allocated {per_call} times per call");

@@ -38,6 +38,12 @@
 //! per handler, which picks the shard and keys the shard's map: request
 //! attributes cannot be chosen to crowd one shard or one hash, and the key
 //! bytes are compared only where the hash leads.
+//!
+//! Allocation: a call allocates only when it creates a counter (its key)
+//! and, for a rolling window, while the counter's list of past buckets
+//! grows towards its window's bucket count (a handful of times over the
+//! counter's life); once grown, calls allocate nothing, bucket roll-over
+//! and expiry included.
 
 mod handler;
 mod window;
