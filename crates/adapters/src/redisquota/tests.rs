@@ -202,6 +202,13 @@ fn instance(quota: &str, user: &str) -> crate::template::QuotaInstance {
     }
 }
 
+/// One allocation of quota `f` for user `warm`, granted: the connection is
+/// up and the script loaded before a test starts counting.
+async fn warm(h: &Shared) {
+    let (r, _) = spawn_ask(h, "f", "warm", 1, "").await.unwrap();
+    assert_eq!(r.unwrap().granted, 1);
+}
+
 /// One allocation on its own task, with the time it took.
 fn spawn_ask(
     h: &Shared,
@@ -273,15 +280,7 @@ async fn a_batch_keeps_every_allocation_apart() {
         64,
         1024,
     );
-    assert_eq!(
-        spawn_ask(&h, "f", "warm", 1, "")
-            .await
-            .unwrap()
-            .0
-            .unwrap()
-            .granted,
-        1
-    );
+    warm(&h).await;
     assert!(
         server
             .command(&["CONFIG", "RESETSTAT"])
@@ -341,15 +340,7 @@ async fn a_refused_item_fails_alone() {
         64,
         1024,
     );
-    assert_eq!(
-        spawn_ask(&h, "f", "warm", 1, "")
-            .await
-            .unwrap()
-            .0
-            .unwrap()
-            .granted,
-        1
-    );
+    warm(&h).await;
     let mut bad = b"mixer:rq:f:".to_vec();
     crate::quota_key::write_key(&mut bad, "f", &instance("f", "bad").dimensions);
     let client = redis::Client::open(format!("redis://{}", server.addr())).unwrap();
@@ -402,15 +393,7 @@ async fn a_full_queue_answers_per_failure_policy() {
         max_batch,
         queue,
     );
-    assert_eq!(
-        spawn_ask(&h, "f", "warm", 1, "")
-            .await
-            .unwrap()
-            .0
-            .unwrap()
-            .granted,
-        1
-    );
+    warm(&h).await;
     pause(&server, 500);
     let tasks: Vec<_> = (0..20).map(|_| spawn_ask(&h, "f", "a", 1, "")).collect();
     let (mut full, mut granted) = (0, 0);
@@ -462,15 +445,7 @@ async fn a_stuck_batch_answers_each_caller_within_its_timeout() {
         1,
         1024,
     );
-    assert_eq!(
-        spawn_ask(&h, "f", "warm", 1, "")
-            .await
-            .unwrap()
-            .0
-            .unwrap()
-            .granted,
-        1
-    );
+    warm(&h).await;
     pause(&server, 800);
     let tasks: Vec<_> = (0..40).map(|_| spawn_ask(&h, "f", "a", 1, "")).collect();
     for t in tasks {
@@ -520,15 +495,7 @@ async fn an_unpolled_caller_does_not_stall_the_queue() {
         64,
         1024,
     );
-    assert_eq!(
-        spawn_ask(&h, "f", "warm", 1, "")
-            .await
-            .unwrap()
-            .0
-            .unwrap()
-            .granted,
-        1
-    );
+    warm(&h).await;
     let (i, args) = (
         instance("f", "held"),
         crate::QuotaArgs {
