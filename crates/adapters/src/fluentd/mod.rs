@@ -20,7 +20,7 @@
 //!
 //! Report never waits: instances go into a bounded queue
 //! (`instanceBufferSize`), and a full queue drops them, counts them
-//! (`dropped`) and answers [`Error::QueueFull`](crate::Error::QueueFull). A
+//! (`dropped`) and answers [`Error::QueueFull`]. A
 //! worker batches entries and flushes when `maxBatchSizeBytes` is reached,
 //! every `pushIntervalDuration`, and on close. A failed connect or write
 //! keeps the batch and retries after a backoff (100ms doubling to 10s); while

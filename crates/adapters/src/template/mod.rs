@@ -3,7 +3,8 @@
 //! Each template is described twice: as a [`TemplateSchema`] (data: field
 //! names and allowed types, what the config validator checks instance
 //! expressions against) and as a typed instance struct (what a handler
-//! receives, see [`instance`]).
+//! receives: [`CheckInstance`], [`QuotaInstance`], [`ReportBatch`] and the
+//! structs they hold).
 
 mod instance;
 
