@@ -62,8 +62,11 @@ struct Measured {
     quotas: u64,
 }
 
-/// Four callers, each every 20 ms (200 asked per second, twice the limit),
-/// for `run`; the first second (cold start) is left out of the rate.
+/// Four callers, each asking every 20 ms (200 asked per second, twice the
+/// limit), for `run`; the first second (cold start) is left out of the
+/// rate. Open loop: each ask is its own task, so a call held in the
+/// closed-mode wait does not lower the rate asked (a closed loop asked less
+/// whenever calls waited, and then measured its own slowness).
 async fn measure(closed_wait: Duration, run: Duration) -> Measured {
     let server = TestServer::start(&config());
     let mut o = Options::new(server.addr.to_string());
@@ -81,11 +84,18 @@ async fn measure(closed_wait: Duration, run: Duration) -> Measured {
             tokio::time::sleep(Duration::from_millis(5 * k)).await;
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut asks = Vec::new();
             while t0.elapsed() < run {
                 tick.tick().await;
-                if client.quota(&bag, "requestcount", 1).await.status.is_ok() {
-                    admitted.lock().unwrap().push(t0.elapsed());
-                }
+                let (client, bag, admitted) = (client.clone(), bag.clone(), admitted.clone());
+                asks.push(tokio::spawn(async move {
+                    if client.quota(&bag, "requestcount", 1).await.status.is_ok() {
+                        admitted.lock().unwrap().push(t0.elapsed());
+                    }
+                }));
+            }
+            for a in asks {
+                a.await.unwrap();
             }
         }));
     }
