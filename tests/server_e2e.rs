@@ -419,6 +419,13 @@ async fn config_directory_changes_are_picked_up_and_bad_ones_rejected() {
         assert!(Instant::now() < deadline, "reload not picked up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The new snapshot is visible to requests a moment before the watcher
+    // counts the reload, so wait for the count rather than read it once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.service.stats().config_reloads_ok == 0 {
+        assert!(Instant::now() < deadline, "reload served but never counted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(server.service.stats().config_reloads_ok, 1);
 
     // A broken file: rejected, logged, counted; the old config serves on.
