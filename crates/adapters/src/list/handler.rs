@@ -9,6 +9,7 @@ use arc_swap::ArcSwapOption;
 use mixer_proto::code;
 use parking_lot::Mutex;
 
+use super::fetch::Source;
 use super::matcher::{Matcher, parse_body};
 use super::{ListParams, NAME};
 use crate::template::CheckInstance;
@@ -60,9 +61,11 @@ impl ListHandler {
                 matcher,
                 fetched_at: None,
             })));
-        } else {
+        } else if let Some(provider) = shared.params.provider.clone() {
+            let source = Source::new(provider, shared.params.ca_certificates.as_deref())
+                .map_err(|e| Error::Build(format!("{NAME}: {e}")))?;
             let s = shared.clone();
-            task = Some(env.runtime().spawn(refresh_loop(s)).abort_handle());
+            task = Some(env.runtime().spawn(refresh_loop(s, source)).abort_handle());
         }
         Ok(ListHandler {
             shared,
@@ -112,13 +115,10 @@ impl ListHandler {
     }
 }
 
-async fn refresh_loop(shared: Arc<Shared>) {
-    let Some(provider) = shared.params.provider.clone() else {
-        return;
-    };
+async fn refresh_loop(shared: Arc<Shared>, source: Source) {
     let timeout = shared.params.refresh_interval.min(MAX_FETCH_TIME);
     loop {
-        let outcome = match provider.fetch(timeout).await {
+        let outcome = match source.fetch(timeout).await {
             Ok(body) => {
                 let params = shared.params.clone();
                 tokio::task::spawn_blocking(move || build(&params, &body))

@@ -4,7 +4,8 @@
 //!
 //! | param | default | rule |
 //! |---|---|---|
-//! | `providerUrl` | none | `http://` or `file://` (Better); `https://` is refused at validation (no TLS in this build) |
+//! | `providerUrl` | none | `http://`, `https://`, or `file://` (Better) |
+//! | `caCertificates` | system roots | path of a PEM bundle an `https://` provider's certificate must chain to, instead of the system's; must not be empty; read when the handler is built (Different: the original always used the system roots) |
 //! | `refreshInterval` | 60s | >= 1s |
 //! | `ttl` | 300s | >= `refreshInterval` |
 //! | `cachingInterval` | 300s | the `validDuration` of every answer |
@@ -25,6 +26,14 @@
 //! - IP lookups are a binary search over merged ranges; string lookups a
 //!   hash lookup; REGEX entries are one `RegexSet` (unanchored, any match).
 //!
+//! TLS: `https://` uses rustls (ring), TLS 1.2 or 1.3, and checks the
+//! certificate against the host of the URL (a DNS name or an IP address).
+//! Without `caCertificates` the roots are the PEM file named by
+//! `SSL_CERT_FILE`, else the first of [`SYSTEM_BUNDLES`] that exists; a
+//! missing or unusable bundle fails the build, naming the file. The fetch
+//! timeout covers connecting and the handshake; a handshake failure (an
+//! untrusted certificate, a wrong host) is a failed fetch like any other.
+//!
 //! Limits: a provider body is at most [`MAX_BODY_BYTES`]; a REGEX list
 //! compiles to at most [`REGEX_SIZE_LIMIT`] bytes.
 
@@ -32,6 +41,7 @@ mod fetch;
 mod handler;
 mod ipset;
 mod matcher;
+mod tls;
 
 #[cfg(test)]
 mod tests;
@@ -46,6 +56,7 @@ use crate::{Adapter, BuildEnv, Error, Handler, HandlerBuilder, Params};
 pub use fetch::{MAX_BODY_BYTES, Provider};
 pub use handler::ListHandler;
 pub use matcher::{EntryType, REGEX_SIZE_LIMIT};
+pub use tls::SYSTEM_BUNDLES;
 
 /// The adapter's name.
 pub const NAME: &str = "listchecker";
@@ -65,6 +76,8 @@ pub struct ListParams {
     pub provider: Option<Provider>,
     /// The provider URL as written.
     pub provider_url: String,
+    /// A PEM bundle to trust for `https://` instead of the system roots.
+    pub ca_certificates: Option<String>,
     /// How often to re-fetch.
     pub refresh_interval: Duration,
     /// How long a fetched list stays valid without a successful refresh.
@@ -108,6 +121,12 @@ impl ListParams {
                 }
             }
         };
+        // Only the path is checked here: reading the file is the build's
+        // side effect.
+        let ca_certificates = root.string("caCertificates", &mut errs);
+        if ca_certificates.as_deref() == Some("") {
+            errs.push("caCertificates", "must not be empty");
+        }
         let refresh_interval = root
             .duration("refreshInterval", &mut errs)
             .unwrap_or(Duration::from_secs(60));
@@ -154,6 +173,7 @@ impl ListParams {
             ListParams {
                 provider,
                 provider_url,
+                ca_certificates,
                 refresh_interval,
                 ttl,
                 caching_interval,

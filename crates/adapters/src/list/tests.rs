@@ -16,7 +16,7 @@ fn errors(v: serde_json::Value) -> Vec<String> {
 #[test]
 fn defaults_and_every_param() {
     let p = parse(json!({})).unwrap();
-    assert_eq!(p.provider, None);
+    assert_eq!((p.provider, p.ca_certificates), (None, None));
     assert_eq!(p.refresh_interval, Duration::from_secs(60));
     assert_eq!(p.ttl, Duration::from_secs(300));
     assert_eq!(p.caching_interval, Duration::from_secs(300));
@@ -24,12 +24,21 @@ fn defaults_and_every_param() {
     assert_eq!(p.entry_type, EntryType::Strings);
     assert!(!p.blacklist && p.overrides.is_empty());
     let p = parse(json!({
-        "providerUrl": "http://127.0.0.1:1/x", "refreshInterval": "2s", "ttl": "2s",
+        "providerUrl": "http://127.0.0.1:1/x", "caCertificates": "/etc/ca.pem",
+        "refreshInterval": "2s", "ttl": "2s",
         "cachingInterval": "7s", "cachingUseCount": 3, "overrides": ["10.0.0.0/8"],
         "entryType": "IP_ADDRESSES", "blacklist": true
     }))
     .unwrap();
-    assert!(matches!(p.provider, Some(Provider::Http { port: 1, .. })));
+    assert!(matches!(
+        p.provider,
+        Some(Provider::Http {
+            port: 1,
+            tls: false,
+            ..
+        })
+    ));
+    assert_eq!(p.ca_certificates.as_deref(), Some("/etc/ca.pem"));
     assert_eq!(
         (p.refresh_interval, p.ttl),
         (Duration::from_secs(2), Duration::from_secs(2))
@@ -45,19 +54,22 @@ fn defaults_and_every_param() {
 fn validation_errors() {
     assert_eq!(
         errors(json!({
-            "providerUrl": "https://lists.example/x", "refreshInterval": "500ms", "ttl": "100ms",
+            "providerUrl": "https://lists example/x", "caCertificates": "",
+            "refreshInterval": "500ms", "ttl": "100ms",
             "cachingUseCount": -1, "overrides": ["10.0.0.1", "10.0.0.0/33"],
             "entryType": "IP_ADDRESSES", "blacklist": "yes", "provider": "x"
         })),
         [
-            "providerUrl: https:// is not supported (this build has no TLS); use http:// or file://",
+            "providerUrl: \"https://lists example/x\": \"lists example\" is not a valid DNS name or IP address for TLS",
+            "caCertificates: must not be empty",
             "refreshInterval: must be at least 1s",
             "ttl: must be at least refreshInterval",
             "cachingUseCount: must be between 0 and 2147483647, got -1",
             "overrides[1]: \"10.0.0.0/33\" is not an IP address or CIDR range",
             "blacklist: expected true or false, got \"yes\"",
-            "provider: unknown field (expected one of: providerUrl, refreshInterval, ttl, \
-             cachingInterval, cachingUseCount, overrides, entryType, blacklist)",
+            "provider: unknown field (expected one of: providerUrl, caCertificates, \
+             refreshInterval, ttl, cachingInterval, cachingUseCount, overrides, entryType, \
+             blacklist)",
         ]
     );
     assert_eq!(
@@ -65,7 +77,7 @@ fn validation_errors() {
             json!({"providerUrl": "gopher://x", "overrides": ["a", "(b"], "entryType": "REGEX"})
         ),
         [
-            "providerUrl: \"gopher://x\" is not an http:// or file:// URL",
+            "providerUrl: \"gopher://x\" is not an http://, https:// or file:// URL",
             "overrides[1]: not a valid regular expression: regex parse error:\n    (b\n    ^\nerror: unclosed group",
         ]
     );
@@ -77,6 +89,55 @@ fn validation_errors() {
             "entryType: expected one of STRINGS, CASE_INSENSITIVE_STRINGS, IP_ADDRESSES, REGEX, got \"strings\"",
         ]
     );
+    assert_eq!(
+        errors(json!({"cachingInterval": "5 minutes", "caCertificates": 7})),
+        [
+            "caCertificates: expected a string, got 7",
+            "cachingInterval: expected a duration such as \"5s\" or \"100ms\", got \"5 minutes\"",
+        ]
+    );
+    assert_eq!(
+        errors(json!({"cachingInterval": "-1s"})),
+        ["cachingInterval: expected a duration such as \"5s\" or \"100ms\", got \"-1s\""]
+    );
+}
+
+#[test]
+fn https_params_validate_without_reading_the_bundle() {
+    let p = parse(json!({
+        "providerUrl": "https://127.0.0.1:8443/list", "caCertificates": "/nonexistent/ca.pem"
+    }))
+    .unwrap();
+    assert!(p.provider.as_ref().is_some_and(Provider::is_tls));
+    assert_eq!(p.ca_certificates.as_deref(), Some("/nonexistent/ca.pem"));
+}
+
+#[test]
+fn an_unreadable_ca_bundle_fails_the_build_naming_param_and_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "not a certificate\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for (path, why) in [
+        (&missing, "No such file"),
+        (&not_pem, "holds no PEM certificate"),
+    ] {
+        let p = parse(json!({
+            "providerUrl": "https://127.0.0.1:8443/list",
+            "caCertificates": path.display().to_string()
+        }))
+        .unwrap();
+        let e = ListHandler::start(p, &BuildEnv::new(rt.handle().clone())).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, Error::Build(_)), "{text}");
+        assert!(
+            text.contains(&format!("caCertificates: {}: ", path.display())) && text.contains(why),
+            "{text}"
+        );
+    }
 }
 
 fn handler(v: serde_json::Value) -> ListHandler {
