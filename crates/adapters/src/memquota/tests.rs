@@ -77,6 +77,21 @@ fn validation_errors() {
             "extra: unknown field (expected one of: quotas, minDeduplicationDuration)",
         ]
     );
+    assert_eq!(
+        errors(
+            json!({"quotas": [{"name": "q", "maxAmount": 1, "validDuration": "1s", "overrides": [
+                {"dimensions": {"a": "b"}, "maxAmount": 1, "validDuration": "-1s"},
+                {"dimensions": {"a": "c"}, "maxAmount": 1, "validDuration": "soon"},
+                {"dimensions": {"a": "d"}, "maxAmount": 1, "validDuration": 5},
+                {"dimensions": {"a": "e"}, "maxAmount": 1, "validDuration": "2s"}
+            ]}]})
+        ),
+        [
+            "quotas[0].overrides[0].validDuration: expected a duration such as \"5s\" or \"100ms\", got \"-1s\"",
+            "quotas[0].overrides[1].validDuration: expected a duration such as \"5s\" or \"100ms\", got \"soon\"",
+            "quotas[0].overrides[2].validDuration: expected a duration such as \"5s\" or \"100ms\", got 5",
+        ]
+    );
 }
 
 struct Fixture {
