@@ -48,6 +48,9 @@ struct Inner {
     shapes: Vec<Shape>,
     len: usize,
     seq: u64,
+    /// A lookup's key block, kept here (used under the lock) rather than
+    /// zeroed on the stack by every lookup.
+    probe: Probe,
 }
 
 /// How stale the cache's view of time may be: entries are served up to
@@ -94,6 +97,7 @@ pub(crate) struct CheckCache {
 struct Fx(u64);
 
 const K: u64 = 0xf135_7aea_2e62_a9c5;
+const K2: u64 = 0x9e37_79b9_7f4a_7c15;
 
 impl Fx {
     #[inline]
@@ -110,7 +114,26 @@ impl Hasher for Fx {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
         let n = bytes.len();
-        if n >= 8 {
+        if n >= 16 {
+            // Two lanes, so that consecutive words do not wait on each
+            // other's multiply: a key is mostly one long write.
+            let word =
+                |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+            let (mut a, mut b) = (self.0, self.0 ^ K2);
+            let mut at = 0;
+            while at + 16 <= n {
+                a = (a.rotate_left(26) ^ word(at)).wrapping_mul(K);
+                b = (b.rotate_left(26) ^ word(at + 8)).wrapping_mul(K2);
+                at += 16;
+            }
+            if at < n {
+                // The last 16 bytes, overlapping what came before.
+                a = (a.rotate_left(26) ^ word(n - 16)).wrapping_mul(K);
+                b = (b.rotate_left(26) ^ word(n - 8)).wrapping_mul(K2);
+            }
+            self.0 = a;
+            self.add(b);
+        } else if n >= 8 {
             let mut chunks = bytes.chunks_exact(8);
             for c in &mut chunks {
                 self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
@@ -204,6 +227,12 @@ struct Probe {
     /// Full blocks hashed into `h` so far (none when the key fits).
     blocks: usize,
     h: Fx,
+}
+
+impl Default for Probe {
+    fn default() -> Probe {
+        Probe::new()
+    }
 }
 
 impl Probe {
@@ -527,13 +556,13 @@ impl CheckCache {
     ) -> Option<(CheckDecision, R)> {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
-        let mut probe = Probe::new();
+        let probe = &mut inner.probe;
         for shape in &mut inner.shapes {
             // One walk over the bag encodes the key on the stack; a key
             // longer than a block is compared in a second walk rather
             // than collected on the heap.
             probe.reset();
-            if !encode_bag(&shape.refs, bag, &mut probe) {
+            if !encode_bag(&shape.refs, bag, probe) {
                 continue;
             }
             let hash = probe.finish();

@@ -7,31 +7,43 @@
 //! own part of the request, never the server.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use futures_util::FutureExt;
 use futures_util::future::join_all;
-use mixer_adapters::{Answer, Handler};
+use mixer_adapters::{Answer, BoxFuture, Handler};
 use mixer_proto::code;
 
 use crate::dispatcher::Inner;
 use crate::request::Merge;
-use crate::slot::{CallStats, HandlerStats, panic_message};
+use crate::slot::{CallStats, HandlerSlot, HandlerStats, panic_message};
 use crate::snapshot::Snapshot;
 
+/// A handler's answer still to come: rule order, the handler, its future,
+/// when it was asked.
+pub(crate) type Pending<'a, T> = Vec<(
+    u32,
+    &'a Arc<HandlerSlot>,
+    BoxFuture<'a, Result<T, mixer_adapters::Error>>,
+    Instant,
+)>;
+
 /// Calls `call` for every `(rule order, handler index, instance)` and
-/// hands each success to `take`; failures go into `merge`. `stats` picks
-/// the variety's counters of a handler.
-pub(crate) async fn call_handlers<'a, I, T>(
-    inner: &Inner,
+/// hands each inline success to `take`; failures go into `merge`. `stats`
+/// picks the variety's counters of a handler. What is not answered inline
+/// is handed back for [`await_pending`]: empty (and unallocated) when every
+/// handler answered inline, so that a caller's future need not hold the
+/// state of awaiting them.
+pub(crate) fn call_inline<'a, I, T>(
     snap: &'a Snapshot,
     instances: &'a [(u32, u32, I)],
     stats: fn(&HandlerStats) -> &CallStats,
     call: impl Fn(&'a dyn Handler, &'a I) -> Answer<'a, T>,
     merge: &mut Merge,
     mut take: impl FnMut(&mut Merge, u32, &str, T),
-) {
+) -> Pending<'a, T> {
     let mut pending = Vec::new();
     for (seq, h, instance) in instances {
         let slot = &snap.handlers[*h as usize];
@@ -57,9 +69,18 @@ pub(crate) async fn call_handlers<'a, I, T>(
             }
         }
     }
-    if pending.is_empty() {
-        return;
-    }
+    pending
+}
+
+/// Awaits what [`call_inline`] handed back, all together, each under its
+/// handler's timeout, and hands each success to `take`.
+pub(crate) async fn await_pending<'a, T>(
+    inner: &Inner,
+    pending: Pending<'a, T>,
+    stats: fn(&HandlerStats) -> &CallStats,
+    merge: &mut Merge,
+    mut take: impl FnMut(&mut Merge, u32, &str, T),
+) {
     let results = join_all(pending.into_iter().map(|(seq, slot, f, started)| {
         let limit = inner.options.timeout_of(&slot.name);
         async move {

@@ -10,7 +10,7 @@ use mixer_adapters::{QuotaArgs, QuotaResult, Status, Variety};
 use mixer_attributes::{Bag, ReferencedAttributes};
 use mixer_proto::code;
 
-use crate::call::call_handlers;
+use crate::call::{await_pending, call_inline};
 use crate::dispatcher::{Dispatcher, Inner};
 use crate::request::{Merge, SCRATCH, Seen, matches};
 use crate::snapshot::Snapshot;
@@ -103,21 +103,22 @@ impl Dispatcher {
             best_effort: request.best_effort,
         };
         let mut granted: Option<i64> = None;
-        let take = |merge: &mut Merge, seq: u32, name: &str, r: QuotaResult| {
+        let mut take = |merge: &mut Merge, seq: u32, name: &str, r: QuotaResult| {
             granted = Some(granted.map_or(r.granted, |g| g.min(r.granted)));
             merge.answer(seq, name, &r.status, r.valid_duration, 0);
         };
         let args = &args;
-        call_handlers(
-            inner,
+        let pending = call_inline(
             &snap,
             &instances,
             |s| &s.quota,
             move |h, i| h.quota(i, args),
             &mut merge,
-            take,
-        )
-        .await;
+            &mut take,
+        );
+        if !pending.is_empty() {
+            await_pending(inner, pending, |s| &s.quota, &mut merge, &mut take).await;
+        }
         let errors = merge.errors;
         let (status, valid_duration, _, from_error) =
             merge.finish(inner.options.default_valid_duration, 0);
