@@ -1,120 +1,14 @@
 //! `mixc` against `mixs`, as processes: the built example binaries, the
 //! shipped configuration, loopback only.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+mod examples_support;
 
-/// `target/<profile>/examples/<name>`. Cargo builds a package's examples
-/// for a full `cargo test` but not for `cargo test --test mixc_e2e`, so the
-/// binaries are brought up to date once per run (a no-op when they are).
-fn example(name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
-    BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "--example",
-            "mixs",
-            "--example",
-            "mixc",
-        ]);
-        if dir
-            .parent()
-            .and_then(Path::file_name)
-            .is_some_and(|p| p == "release")
-        {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().unwrap();
-        assert!(
-            status.success(),
-            "cargo build --example mixs --example mixc"
-        );
-    });
-    dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
-}
+use std::process::Output;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The shipped config with the Prometheus handler on a free port, so that
-/// the test does not collide with anything on the default one.
-fn config_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/config");
-    for entry in std::fs::read_dir(shipped).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let text = text.replace("port: 42422", &format!("port: {}", free_port()));
-        std::fs::write(dir.path().join(path.file_name().unwrap()), text).unwrap();
-    }
-    dir
-}
-
-struct Mixs {
-    child: Child,
-    addr: SocketAddr,
-    _config: tempfile::TempDir,
-}
-
-impl Mixs {
-    fn start() -> Mixs {
-        let config = config_dir();
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = Command::new(example("mixs"))
-            .arg("server")
-            .arg("--config-dir")
-            .arg(config.path())
-            .args(["--address", &addr.to_string()])
-            .args(["--monitoring-address", "127.0.0.1:0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut mixs = Mixs {
-            child,
-            addr,
-            _config: config,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "mixs did not start listening on {addr}"
-            );
-            if let Ok(Some(status)) = mixs.child.try_wait() {
-                panic!("mixs exited: {status}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        mixs
-    }
-}
-
-impl Drop for Mixs {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use examples_support::{Mixs, free_port, run, shipped_config_copy, stdout};
 
 fn mixc(args: &[&str]) -> Output {
-    Command::new(example("mixc")).args(args).output().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    run("mixc", args)
 }
 
 fn json_lines(o: &Output) -> Vec<serde_json::Value> {
@@ -126,7 +20,7 @@ fn json_lines(o: &Output) -> Vec<serde_json::Value> {
 
 #[test]
 fn mixc_calls_mixs_with_typed_attributes() {
-    let mixs = Mixs::start();
+    let mixs = Mixs::start(shipped_config_copy());
     let addr = mixs.addr.to_string();
 
     // An allowed check, every typed flag on the way.
