@@ -137,7 +137,12 @@ pub(crate) async fn watch(dir: PathBuf, shared: Arc<Shared>) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
+    use mixer_adapters::Registry;
+
     use super::*;
+    use crate::options::Options;
 
     #[test]
     fn fingerprint_sees_config_files_only() {
@@ -152,5 +157,82 @@ mod tests {
         assert_eq!(one.len(), 1);
         std::fs::write(dir.path().join("sub/a.yml"), "xy").unwrap();
         assert_ne!(fingerprint(dir.path()), one);
+    }
+
+    /// A file with its own denier, instance and rule, so that any subset
+    /// of such files is a valid configuration (a watcher reloading early
+    /// would succeed, and be counted).
+    fn rule_file(i: usize) -> String {
+        let api = "apiVersion: config.istio.io/v1alpha2";
+        format!(
+            "{api}
+kind: handler
+metadata: {{name: deny-{i}, namespace: istio-system}}
+spec: {{compiledAdapter: denier, params: {{status: {{code: 7, message: no {i}}}}}}}
+---
+{api}
+kind: instance
+metadata: {{name: nothing-{i}, namespace: istio-system}}
+spec: {{compiledTemplate: checknothing}}
+---
+{api}
+kind: rule
+metadata: {{name: deny-{i}, namespace: istio-system}}
+spec:
+  match: request.path == \"/{i}\"
+  actions: [{{handler: deny-{i}, instances: [nothing-{i}]}}]
+"
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn files_written_within_the_debounce_cause_one_reload() {
+        const FILES: usize = 4;
+        // The writes below span 3 x 5 polls = 300 ms: several scans see a
+        // partial directory, and all of it lands well within the debounce,
+        // so one settled reload is the only correct outcome.
+        let poll = Duration::from_millis(20);
+        let dir = tempfile::tempdir().unwrap();
+        let dispatcher = Dispatcher::new(
+            Registry::builtin(),
+            tokio::runtime::Handle::current(),
+            mixer_dispatch::Options::default(),
+        );
+        load_dir(&dispatcher, dir.path()).unwrap();
+        let options = Options {
+            config_poll_interval: poll,
+            config_debounce: Duration::from_secs(3),
+            ..Options::default()
+        };
+        let shared = Arc::new(Shared::new(dispatcher, options));
+        let generation = shared.dispatcher.generation();
+        let watcher = tokio::spawn(watch(dir.path().to_path_buf(), shared.clone()));
+
+        for i in 0..FILES {
+            if i > 0 {
+                tokio::time::sleep(poll * 5).await;
+            }
+            let path = dir.path().join(format!("rule-{i}.yaml"));
+            std::fs::write(path, rule_file(i)).unwrap();
+        }
+
+        // Wait for every file's rule to serve and for its reload to be
+        // counted (the new snapshot serves just before the count).
+        let stats = &shared.stats;
+        let serving = |i: usize| {
+            let name = format!("deny-{i}.handler.istio-system");
+            shared.dispatcher.handler(&name).is_some()
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !((0..FILES).all(serving) && stats.config_reloads_ok.load(Ordering::Relaxed) > 0) {
+            assert!(Instant::now() < deadline, "the files were never loaded");
+            tokio::time::sleep(poll).await;
+        }
+        assert_eq!(stats.config_reloads_ok.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.config_reloads_failed.load(Ordering::Relaxed), 0);
+        assert_eq!(shared.dispatcher.generation(), generation + 1);
+
+        shared.begin_shutdown();
+        watcher.await.unwrap();
     }
 }
