@@ -212,6 +212,16 @@ fn validate_locates_each_problem() {
 }
 
 #[test]
+fn validate_lists_every_problem_of_a_directory() {
+    let dir = broken_config();
+    let root = path_str(dir.path());
+    let out = mixs(&["validate", root]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    // The adapter's params problem too, not only the validator's.
+    assert_lists(&stdout(&out), &broken_config_problems(root));
+}
+
+#[test]
 fn validate_refuses_a_missing_path() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-config");

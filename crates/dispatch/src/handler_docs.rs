@@ -17,8 +17,12 @@ use serde_json::{Map, Value};
 use crate::error::Problem;
 use crate::snapshot::{adapter_problems, validate};
 
-/// The handlers of `documents` whose adapter `registry` has.
-pub(crate) fn read(documents: &Documents, registry: &Registry, namespace: &str) -> Vec<Handler> {
+/// The handlers of `documents` whose adapter `registry` has, read straight
+/// from the documents (`namespace` for those that name none), whether or
+/// not the configuration as a whole validates: what a tool needs to check
+/// their params in the same pass as validation (as
+/// [`Dispatcher::load`](crate::Dispatcher::load) does).
+pub fn read(documents: &Documents, registry: &Registry, namespace: &str) -> Vec<Handler> {
     documents
         .documents()
         .iter()
