@@ -1,5 +1,27 @@
 //! One test per rule of the runtime semantics (spec: semantics.md), on real
 //! built-in adapters and the controllable `probe` adapter of `support`.
+//!
+//! Where each rule is shown (tests in this file unless a file is named):
+//!
+//! | semantics.md | test |
+//! |---|---|
+//! | names `name.kind.namespace`, short and one-dot references | `config-model/tests/config_names.rs` (all) |
+//! | a request's namespace from `context.reporter.kind`, plus the default namespace's rules | `namespace_from_reporter_kind_plus_default_rules` |
+//! | each (handler, instance) once per request | `each_handler_instance_pair_once` |
+//! | in-memory handlers not spawned; I/O handlers awaited together | `in_memory_check_completes_on_first_poll`; `handler_calls.rs`: `pending_answers_are_awaited_together` |
+//! | merge: minimum validity, first denial in rule then action order, messages joined | `merge_is_deterministic_with_exact_message` |
+//! | no handler answered: OK with the defaults | `no_handler_answered_gives_defaults` |
+//! | handler errors, timeouts (per handler, default 1 s), panics | `handler_errors_timeouts_and_panics`, `panics_in_quota_and_report_are_contained`; `handler_calls.rs`: `per_handler_timeout_overrides_the_global_one`, `default_handler_timeout_is_one_second` |
+//! | a failing `match`: no match, counted, logged once; optionally fail closed | `match_errors_count_and_optionally_fail_closed` |
+//! | referenced attributes (EXACT, ABSENCE, map keys) and the check cache | `referenced_attributes_and_the_cache` |
+//! | quota: allocate, exhaust, best effort, dedup by (id, quota key) | `quota_allocation_exhaustion_dedup` |
+//! | a quota no rule handles: granted (or, by option, denied) | `unhandled_quota_granted_or_denied` |
+//! | report: batches per (handler, template); a failing instance skipped and counted | `report_batches_per_handler_and_template` |
+//! | bounded report queues: a full one drops and counts; a slow backend stalls no caller | `full_report_queue_drops_and_counts`; `slow_report.rs`: `hung_report_handler_does_not_slow_callers` |
+//! | a config that fails never replaces the running one; every problem named | `bad_config_is_rejected_with_every_problem`; `config_errors.rs` (all) |
+//! | atomic swap, in-flight requests finish on their snapshot, unchanged handlers reused, replaced ones closed after their last request | `reuse_and_close_after_last_request`; `reload_under_load.rs`: `swaps_under_load`; `close_wait.rs` |
+//! | references to undefined objects: a validation error naming both ends | `config-model/tests/config_errors.rs`: `dangling_mistaken_and_unsupported_references` |
+//! | self-metrics per handler | `metrics_per_handler`; `handler_calls.rs`: `handler_errors_and_waits_are_counted` |
 
 mod support;
 
