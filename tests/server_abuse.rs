@@ -161,7 +161,7 @@ fn check_outcome(kind: &str, o: &Outcome) {
         }
         "over-limit" => {
             assert_eq!(o.grpc_status, 0, "{kind}: {o:?}");
-            assert_eq!(codes, [(5, code::RESOURCE_EXHAUSTED), (6, code::OK)]);
+            assert_eq!(codes, [(5, code::INVALID_ARGUMENT), (6, code::OK)]);
             let m = &o.answers[0].result.as_ref().unwrap().message;
             assert!(m.contains("over the server's limit of 65536 bytes"), "{m}");
         }

@@ -321,7 +321,7 @@ async fn limits_are_enforced_per_request_and_per_stream() {
     let a = s2.answer().await;
     assert_eq!(
         (a.request_index, code(&a)),
-        (big_index, code::RESOURCE_EXHAUSTED)
+        (big_index, code::INVALID_ARGUMENT)
     );
     let size = CheckRequest {
         request_index: big_index,

@@ -32,7 +32,7 @@ SERVER FLAGS (defaults in brackets):
   --address HOST:PORT               gRPC address [127.0.0.1:9091]
   --monitoring-address HOST:PORT    /metrics, /health, /ready over HTTP [127.0.0.1:9093]
   --max-message-bytes N             largest request message served; a larger one is
-                                    answered RESOURCE_EXHAUSTED, the stream goes on [1048576]
+                                    answered INVALID_ARGUMENT, the stream goes on [1048576]
   --message-ceiling-bytes N         largest message read at all; beyond it the stream
                                     ends with OUT_OF_RANGE [4194304]
   --max-streams N                   streams open at once [10000]

@@ -24,7 +24,7 @@
 //! | malformed request, bad attribute update, over a [`Limits`](mixer_attributes::Limits) bound, quota without a name | that request answered `INVALID_ARGUMENT` naming the problem; context unchanged; the stream goes on |
 //! | server saturated ([`Options::max_in_flight`]) | that request answered `UNAVAILABLE` "server overloaded"; its update still applied |
 //! | too many streams, or shutting down | the new stream refused with `UNAVAILABLE` |
-//! | message over [`Options::max_message_bytes`] | that request answered `RESOURCE_EXHAUSTED` naming its size and the limit; update not applied; the stream goes on |
+//! | message over [`Options::max_message_bytes`] | that request answered `INVALID_ARGUMENT` naming its size and the limit; update not applied; the stream goes on |
 //! | message over [`Options::message_ceiling_bytes`] | that stream ends with `OUT_OF_RANGE` (nothing buffered); other streams unaffected |
 //! | graceful shutdown | each stream answers what it has in flight, then ends OK |
 //!

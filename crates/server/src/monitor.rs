@@ -135,7 +135,7 @@ fn server_samples(s: &ServerStats, shared: &Shared) -> Vec<Sample> {
         );
         push(
             "mixer_server_invalid_requests_total",
-            "Requests refused as invalid: INVALID_ARGUMENT (malformed, bad attribute update, over a limit) or RESOURCE_EXHAUSTED (message too large)",
+            "Requests refused as invalid (INVALID_ARGUMENT): malformed, bad attribute update, over a limit (message size included)",
             Counter,
             l(),
             c.invalid as f64,

@@ -14,7 +14,7 @@ pub struct Options {
     pub limits: Limits,
     /// Largest request message served, in bytes (default 1 MiB, as the
     /// original). A larger one, up to [`message_ceiling_bytes`], is
-    /// answered on its own with `RESOURCE_EXHAUSTED` naming both sizes (its
+    /// answered on its own with `INVALID_ARGUMENT` naming both sizes (its
     /// update is not applied) and the stream goes on.
     ///
     /// [`message_ceiling_bytes`]: Options::message_ceiling_bytes

@@ -13,9 +13,8 @@ pub struct MethodCounts {
     pub requests: u64,
     /// Requests answered with a status other than OK (denials included).
     pub not_ok: u64,
-    /// Requests refused as invalid: `INVALID_ARGUMENT` (malformed, a bad
-    /// update, over a decoder limit) or `RESOURCE_EXHAUSTED` (over the
-    /// message size limit).
+    /// Requests refused as invalid (`INVALID_ARGUMENT`): malformed, a bad
+    /// update, over a decoder limit or the message size limit.
     pub invalid: u64,
     /// Requests refused by load shedding (`UNAVAILABLE`).
     pub shed: u64,

@@ -35,17 +35,15 @@ pub(crate) fn malformed(reason: &str) -> RpcStatus {
     invalid(reason.to_string())
 }
 
-/// A message over the server's message limit (gRPC's code for a message
-/// too large): answered on its own, the stream goes on.
+/// A message over the server's message limit: answered on its own, as
+/// every other bound of wire.md is (`INVALID_ARGUMENT`, not the
+/// `RESOURCE_EXHAUSTED` that means a quota or a denial to a proxy), and the
+/// stream goes on.
 pub(crate) fn too_large(size: usize, limit: usize) -> RpcStatus {
-    RpcStatus {
-        code: code::RESOURCE_EXHAUSTED,
-        message: format!(
-            "request message is {size} bytes, over the server's limit of {limit} bytes; \
-             its attribute_update was not applied"
-        ),
-        details: Vec::new(),
-    }
+    invalid(format!(
+        "request message is {size} bytes, over the server's limit of {limit} bytes; \
+         its attribute_update was not applied"
+    ))
 }
 
 /// A quota request without a quota name.
