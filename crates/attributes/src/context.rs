@@ -15,10 +15,24 @@ use crate::value::{StringMap, Value, ValueRef};
 /// bounds check and one load. Overwriting a string, bytes or map value reuses the
 /// storage already held, so a steady-state update allocates only when a
 /// value outgrows its predecessor.
+///
+/// Cloning is copy-on-write: a clone shares the values until one side is
+/// updated, and only an update made while a clone is still alive copies
+/// them. A server hands a check its own copy of the context this way (the
+/// next request of the stream may update the context while the check
+/// waits on a handler), and pays for a real copy only when a check is
+/// still running when that next update comes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Context {
-    values: Slots,
+    values: Arc<Slots>,
     len: usize,
+}
+
+/// A context opened for one update: its values unshared once, up front,
+/// rather than at every value written.
+pub(crate) struct Edit<'c> {
+    values: &'c mut Slots,
+    len: &'c mut usize,
 }
 
 impl Context {
@@ -48,34 +62,40 @@ impl Context {
         OwnedBag::copy_of(self)
     }
 
+    /// Opens the context for an update (copying its values first if a
+    /// clone still shares them).
+    pub(crate) fn edit(&mut self) -> Edit<'_> {
+        Edit {
+            values: Arc::make_mut(&mut self.values),
+            len: &mut self.len,
+        }
+    }
+}
+
+impl Edit<'_> {
     pub(crate) fn clear(&mut self) {
-        if self.len > 0 {
+        if *self.len > 0 {
             self.values.clear();
-            self.len = 0;
+            *self.len = 0;
         }
     }
 
     pub(crate) fn remove(&mut self, id: AttrId) {
         if self.values.remove(id).is_some() {
-            self.len -= 1;
+            *self.len -= 1;
         }
-    }
-
-    #[inline]
-    fn slot(&mut self, id: AttrId) -> &mut Option<Value> {
-        self.values.slot(id)
     }
 
     /// Sets a scalar value (nothing to reuse).
     pub(crate) fn set(&mut self, id: AttrId, value: Value) {
-        if self.slot(id).replace(value).is_none() {
-            self.len += 1;
+        if self.values.slot(id).replace(value).is_none() {
+            *self.len += 1;
         }
     }
 
     /// Sets a string, reusing the old string's buffer.
     pub(crate) fn set_str(&mut self, id: AttrId, s: &str) {
-        let slot = self.slot(id);
+        let slot = self.values.slot(id);
         match slot {
             Some(Value::String(old)) => {
                 old.clear();
@@ -84,7 +104,7 @@ impl Context {
             _ => {
                 let was = slot.replace(Value::String(s.to_owned()));
                 if was.is_none() {
-                    self.len += 1;
+                    *self.len += 1;
                 }
             }
         }
@@ -92,7 +112,7 @@ impl Context {
 
     /// Sets bytes, reusing the old buffer.
     pub(crate) fn set_bytes(&mut self, id: AttrId, b: &[u8]) {
-        let slot = self.slot(id);
+        let slot = self.values.slot(id);
         match slot {
             Some(Value::Bytes(old)) => {
                 old.clear();
@@ -101,7 +121,7 @@ impl Context {
             _ => {
                 let was = slot.replace(Value::Bytes(b.to_vec()));
                 if was.is_none() {
-                    self.len += 1;
+                    *self.len += 1;
                 }
             }
         }
@@ -112,7 +132,7 @@ impl Context {
     pub(crate) fn map_mut(&mut self, id: AttrId) -> &mut StringMap {
         let slot = self.values.slot(id);
         if slot.is_none() {
-            self.len += 1;
+            *self.len += 1;
         }
         if !matches!(slot, Some(Value::StringMap(_))) {
             *slot = Some(Value::StringMap(StringMap::new()));
@@ -163,13 +183,38 @@ mod tests {
     fn map_mut_replaces_other_types_and_counts_once() {
         let id = AttrId::of("context.test.m");
         let mut c = Context::default();
-        c.set_str(id, "x");
+        c.edit().set_str(id, "x");
         assert_eq!(c.len(), 1);
-        merge_key(c.map_mut(id), &Arc::from("k"), "v");
+        merge_key(c.edit().map_mut(id), &Arc::from("k"), "v");
         assert_eq!(c.len(), 1);
         let want: StringMap = [("k", "v")].into_iter().collect();
         assert_eq!(c.get(id), Some(ValueRef::StringMap(&want)));
-        c.remove(id);
+        c.edit().remove(id);
         assert!(c.is_empty() && !c.contains(id));
+    }
+
+    #[test]
+    fn a_clone_keeps_its_values_when_the_original_is_updated() {
+        let (a, b) = (AttrId::of("context.test.a"), AttrId::of("context.test.b"));
+        let mut c = Context::default();
+        c.edit().set_str(a, "before");
+        let copy = c.clone();
+        // Shared until one side is updated.
+        assert!(Arc::ptr_eq(&c.values, &copy.values));
+        {
+            let mut e = c.edit();
+            e.set_str(a, "after");
+            e.set(b, Value::Int64(7));
+        }
+        assert!(!Arc::ptr_eq(&c.values, &copy.values));
+        assert_eq!(copy.get(a), Some(ValueRef::String("before")));
+        assert_eq!((copy.get(b), copy.len()), (None, 1));
+        assert_eq!(c.get(a), Some(ValueRef::String("after")));
+        assert_eq!((c.get(b), c.len()), (Some(ValueRef::Int64(7)), 2));
+        // Once the clone is gone, updates write in place again.
+        drop(copy);
+        let before = Arc::as_ptr(&c.values);
+        c.edit().set_str(a, "again");
+        assert_eq!(Arc::as_ptr(&c.values), before);
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use mixer_proto::istio::mixer::v1 as proto;
 
-use crate::context::{Context, merge_key};
+use crate::context::{Context, Edit, merge_key};
 use crate::dictionary::Dictionary;
 use crate::error::{Error, Field, Location};
 use crate::time::Timestamp;
@@ -302,7 +302,7 @@ impl StreamState {
                 contexts.len() - 1
             }
         };
-        let ctx = &mut contexts[pos].1;
+        let ctx = &mut contexts[pos].1.edit();
         if header.reset {
             ctx.clear();
         }
@@ -391,7 +391,7 @@ fn check_value(
 }
 
 /// Stores one checked value.
-fn store(ctx: &mut Context, d: &Dictionary, id: crate::AttrId, value: WireValue<'_>) {
+fn store(ctx: &mut Edit<'_>, d: &Dictionary, id: crate::AttrId, value: WireValue<'_>) {
     match value {
         WireValue::String(s) => ctx.set_str(id, s),
         WireValue::Bytes(b) => ctx.set_bytes(id, b),

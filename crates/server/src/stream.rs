@@ -77,7 +77,8 @@ impl Kind for Check {
     fn dispatch(shared: &Shared, bag: &Context, req: RawRequest) -> Work<Self::Response> {
         // The dispatcher borrows the bag for as long as a handler may take,
         // while the next request of this stream updates the context: the
-        // request keeps its own copy.
+        // request keeps its own copy, copy-on-write (shared unless a
+        // handler is still working when the next update comes).
         let bag = bag.clone();
         let dispatcher = shared.dispatcher.clone();
         let index = req.request_index;
@@ -220,7 +221,7 @@ impl<K: Kind> MixerStream<K> {
     }
 
     /// Reads one request and starts it; `Some` when it is answered at once.
-    fn start(&mut self, req: RawRequest) -> Option<K::Response> {
+    fn start(&mut self, req: RawRequest, cx: &mut TaskContext<'_>) -> Option<K::Response> {
         let stats = self.shared.stats.method(K::METHOD);
         stats.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(size) = req.oversized {
@@ -251,10 +252,21 @@ impl<K: Kind> MixerStream<K> {
                 self.shared.release(1);
                 Some(r)
             }
-            Work::Later(f) => {
-                self.pending.push(f);
-                None
-            }
+            // In-memory handlers answer on the first poll: such a request
+            // is answered at once, never joins the pending set (a node
+            // allocated per request), and lets go of its copy of the
+            // context before the next update, which then writes in place
+            // instead of copying it.
+            Work::Later(mut f) => match f.as_mut().poll(cx) {
+                Poll::Ready(r) => {
+                    self.shared.release(1);
+                    Some(r)
+                }
+                Poll::Pending => {
+                    self.pending.push(f);
+                    None
+                }
+            },
         }
     }
 
@@ -299,7 +311,7 @@ impl<K: Kind> Stream for MixerStream<K> {
             }
             match this.incoming.poll_next_unpin(cx) {
                 Poll::Ready(Some(Ok(req))) => {
-                    if let Some(r) = this.start(req) {
+                    if let Some(r) = this.start(req, cx) {
                         return this.answered(r);
                     }
                 }
