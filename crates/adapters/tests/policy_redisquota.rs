@@ -144,8 +144,11 @@ async fn rolling_window_reclaims_buckets_and_sets_ttls() {
 /// Two handlers on one Redis, standing in for two Mixer replicas, hammered
 /// by many tasks: exactly maxAmount is granted in the window, never more.
 async fn two_replicas(server: &RedisServer, quota: serde_json::Value) {
-    let params =
-        json!({"redisServerUrl": server.addr(), "connectionPoolSize": 4, "quotas": [quota]});
+    // A generous callTimeout: this measures exactness, and on a loaded
+    // machine a call given up on would be answered by the failure policy
+    // (a grant by default) while its script may still run.
+    let params = json!({"redisServerUrl": server.addr(), "connectionPoolSize": 4,
+        "callTimeout": "10s", "quotas": [quota]});
     let replicas = [build(params.clone()), build(params)];
     let mut tasks = Vec::new();
     for t in 0..32 {
