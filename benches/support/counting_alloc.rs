@@ -4,9 +4,25 @@
 #![allow(unsafe_code, dead_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's allocations: what a test asserting that one path
+    /// allocates nothing must count, since other threads (the test
+    /// harness finishing the spawn of the test's thread, a runtime's
+    /// workers) allocate when they please, more so on a loaded machine.
+    static THREAD_ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count() {
+    ALLOCS.fetch_add(1, Ordering::Relaxed);
+    // `try_with`: an allocation made while the thread's locals are being
+    // torn down is not counted rather than a panic in the allocator.
+    let _ = THREAD_ALLOCS.try_with(|c| c.set(c.get() + 1));
+}
 
 /// Counts every allocation (and reallocation) made through it.
 pub struct Counting;
@@ -15,18 +31,18 @@ pub struct Counting;
 // addition is a relaxed counter increment.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count();
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count();
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count();
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -45,4 +61,21 @@ pub fn per_call(iters: u64, mut f: impl FnMut()) -> f64 {
         f();
     }
     (allocations() - before) as f64 / iters as f64
+}
+
+/// Allocations so far made by the calling thread.
+pub fn thread_allocations() -> u64 {
+    THREAD_ALLOCS.with(Cell::get)
+}
+
+/// As [`per_call`], counting only the calling thread's allocations: for
+/// asserting that `f` itself allocates nothing, whatever other threads do
+/// meanwhile.
+pub fn per_call_on_this_thread(iters: u64, mut f: impl FnMut()) -> f64 {
+    f();
+    let before = thread_allocations();
+    for _ in 0..iters {
+        f();
+    }
+    (thread_allocations() - before) as f64 / iters as f64
 }

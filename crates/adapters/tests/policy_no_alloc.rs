@@ -123,7 +123,7 @@ fn in_memory_answers_allocate_nothing() {
         take(&*fixed);
     }
     for (name, f) in cases {
-        let per_call = counting_alloc::per_call(1000, &*f);
+        let per_call = counting_alloc::per_call_on_this_thread(1000, &*f);
         assert_eq!(per_call, 0.0, "{name} allocated {per_call} times per call");
     }
 }

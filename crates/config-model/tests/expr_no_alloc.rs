@@ -56,7 +56,7 @@ fn typical_conditions_do_not_allocate() {
     ] {
         let e = Expression::compile(src, &manifest).unwrap();
         let mut got = None;
-        let per_call = counting_alloc::per_call(1000, || {
+        let per_call = counting_alloc::per_call_on_this_thread(1000, || {
             refs.clear();
             got = Some(e.eval_bool(&bag, &mut refs).unwrap());
         });
