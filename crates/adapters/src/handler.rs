@@ -194,6 +194,17 @@ pub trait Handler: Send + Sync + 'static {
         Err(unsupported(batch.template().name()))
     }
 
+    /// True when [`report`](Handler::report) is cheap and cannot block:
+    /// in-memory work, a non-blocking send, or a hand-off to the handler's
+    /// own bounded queue that drops and counts when full. A dispatcher may
+    /// then call it on the reporting thread instead of through a queue and
+    /// a worker thread of its own, sparing every report a thread hand-off.
+    /// The default, false, keeps a handler that might block (whatever its
+    /// contract says) off the request path.
+    fn report_inline(&self) -> bool {
+        false
+    }
+
     /// The handler's counters now (called when metrics are scraped).
     fn counters(&self) -> Vec<Counter> {
         Vec::new()

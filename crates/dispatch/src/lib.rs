@@ -22,7 +22,14 @@
 //! - [`Dispatcher::quota`]: the requested quota's instance built and
 //!   allocated; a quota no rule handles is granted (or, by option, denied).
 //! - [`Dispatcher::report`] / [`Dispatcher::report_all`]: instances batched
-//!   per (handler, template) into bounded per-handler queues; never waits.
+//!   per (handler, template) into bounded per-handler queues, each served
+//!   by a worker thread; never waits. A handler whose report is cheap and
+//!   cannot block ([`Handler::report_inline`], as the built-in telemetry
+//!   adapters: in-memory work or their own bounded queues) takes its
+//!   batches on the reporting thread instead, sparing each report a
+//!   thread hand-off.
+//!
+//! [`Handler::report_inline`]: mixer_adapters::Handler::report_inline
 //! - An optional check cache keyed on the referenced attribute set.
 //! - [`Dispatcher::metrics`]: counts by outcome, per-handler calls, errors
 //!   and time, queue drops, reloads, match errors, handlers' own counters.

@@ -137,6 +137,9 @@ pub(crate) struct HandlerSlot {
     pub(crate) handler: Arc<dyn Handler>,
     pub(crate) stats: Arc<HandlerStats>,
     queue: Option<mpsc::Sender<Msg>>,
+    /// Reports go straight to the handler on the reporting thread (see
+    /// [`Handler::report_inline`]); no queue, no worker.
+    inline_reports: bool,
     runtime: Handle,
 }
 
@@ -157,7 +160,8 @@ impl HandlerSlot {
         runtime: Handle,
     ) -> HandlerSlot {
         let stats = Arc::new(HandlerStats::default());
-        let queue = reports.then(|| {
+        let inline_reports = reports && handler.report_inline();
+        let queue = (reports && !inline_reports).then(|| {
             spawn_worker(
                 &runtime,
                 name.clone(),
@@ -173,6 +177,7 @@ impl HandlerSlot {
             handler,
             stats,
             queue,
+            inline_reports,
             runtime,
         }
     }
@@ -180,6 +185,12 @@ impl HandlerSlot {
     /// Hands a batch to the report worker without waiting; a full queue
     /// drops it and counts the drop.
     pub(crate) fn enqueue(&self, batch: ReportBatch) -> Enqueued {
+        if self.inline_reports {
+            // Not timed, as inline check answers are not: a clock read
+            // would cost more than many of these calls.
+            report_to(&*self.handler, batch, &self.name, &self.stats, None);
+            return Enqueued::Queued;
+        }
         let n = batch.len() as u64;
         let sent = match &self.queue {
             Some(q) => q.try_send(Msg::Batch(batch)).is_ok(),
@@ -291,30 +302,45 @@ fn spawn_worker(
 /// Hands one queued message to the handler (or answers a flush).
 fn run(msg: Msg, handler: &dyn Handler, name: &str, stats: &HandlerStats) {
     match msg {
-        Msg::Batch(batch) => {
-            let started = Instant::now();
-            let failed = match catch_unwind(AssertUnwindSafe(|| handler.report(batch))) {
-                Ok(Ok(())) => false,
-                Ok(Err(e)) => {
-                    tracing::warn!(handler = name, "report failed: {e}");
-                    true
-                }
-                Err(p) => {
-                    stats.panics.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(
-                        handler = name,
-                        "handler panicked in report: {}",
-                        panic_message(&*p)
-                    );
-                    true
-                }
-            };
-            stats.report.record(Some(started), failed);
-        }
+        Msg::Batch(batch) => report_to(handler, batch, name, stats, Some(Instant::now())),
         Msg::Flush(done) => {
             let _ = done.send(());
         }
     }
+}
+
+/// Hands `batch` to `handler`, a failure or a panic logged and counted,
+/// never passed on.
+fn report_to(
+    handler: &dyn Handler,
+    batch: ReportBatch,
+    name: &str,
+    stats: &HandlerStats,
+    started: Option<Instant>,
+) {
+    let failed = match catch_unwind(AssertUnwindSafe(|| handler.report(batch))) {
+        Ok(Ok(())) => false,
+        Ok(Err(e)) => {
+            // A handler refusing every batch (a full queue of its own,
+            // already counted there) would log per report: the 1st, 2nd,
+            // 4th, 8th... failure is logged, all are counted.
+            let n = stats.report.errors.load(Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(handler = name, failures = n, "report failed: {e}");
+            }
+            true
+        }
+        Err(p) => {
+            stats.panics.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                handler = name,
+                "handler panicked in report: {}",
+                panic_message(&*p)
+            );
+            true
+        }
+    };
+    stats.report.record(started, failed);
 }
 
 /// The text of a panic payload.

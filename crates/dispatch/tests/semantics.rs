@@ -17,7 +17,7 @@
 //! | quota: allocate, exhaust, best effort, dedup by (id, quota key) | `quota_allocation_exhaustion_dedup` |
 //! | a quota no rule handles: granted (or, by option, denied) | `unhandled_quota_granted_or_denied` |
 //! | report: batches per (handler, template); a failing instance skipped and counted | `report_batches_per_handler_and_template` |
-//! | bounded report queues: a full one drops and counts; a slow backend stalls no caller | `full_report_queue_drops_and_counts`; `slow_report.rs`: `hung_report_handler_does_not_slow_callers` |
+//! | bounded report queues: a full one drops and counts; a slow backend stalls no caller | `full_report_queue_drops_and_counts`; `slow_report.rs`: `hung_report_handler_does_not_slow_callers`; handlers that cannot block, on the reporting thread: `inline_report_handlers_take_batches_on_the_reporting_thread` |
 //! | a config that fails never replaces the running one; every problem named | `bad_config_is_rejected_with_every_problem`; `config_errors.rs` (all) |
 //! | atomic swap, in-flight requests finish on their snapshot, unchanged handlers reused, replaced ones closed after their last request | `reuse_and_close_after_last_request`; `reload_under_load.rs`: `swaps_under_load`; `close_wait.rs` |
 //! | references to undefined objects: a validation error naming both ends | `config-model/tests/config_errors.rs`: `dangling_mistaken_and_unsupported_references` |
@@ -593,7 +593,7 @@ async fn report_batches_per_handler_and_template() {
     // user for the one bag with source.user, log for each bag.
     assert_eq!((o.queued, o.dropped, o.skipped), (3 * 2 + 1 + 3, 0, 2));
     d.flush().await;
-    let mut reports = probe.events("report");
+    let mut reports = without_thread(probe.events("report"));
     reports.sort();
     assert_eq!(
         reports,
@@ -607,6 +607,64 @@ async fn report_batches_per_handler_and_template() {
         metric(&m, "mixer_dispatch_instances_skipped_total", None),
         2.0
     );
+}
+
+/// Probe report events without the thread they name.
+fn without_thread(events: Vec<String>) -> Vec<String> {
+    events
+        .into_iter()
+        .map(|e| e.split(" on ").next().unwrap().to_string())
+        .collect()
+}
+
+// Report: a handler whose report is cheap and cannot block
+// (`report_inline`, as the built-in telemetry adapters) takes its batches on
+// the reporting thread, before `report` returns, with no queue to drop
+// from; a failure or a panic there is counted and contained like one on a
+// worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_report_handlers_take_batches_on_the_reporting_thread() {
+    let probe = Probe::new();
+    let d = dispatcher(
+        &probe,
+        Options {
+            report_queue_capacity: 1,
+            ..Options::default()
+        },
+    );
+    load(&d, &report_yaml("ok, inline: true")).unwrap();
+    let here = format!("{:?}", std::thread::current().id());
+    let b = bag(&[("request.path", "/a")]);
+    for n in 1..=20 {
+        // A queue of one would drop most of these.
+        let o = d.report(&b);
+        assert_eq!((o.queued, o.dropped), (3, 0));
+        // Already handed over: no flush, no worker.
+        let events = probe.events("report");
+        assert_eq!(events.len(), 2 * n);
+        assert!(
+            events.iter().all(|e| e.ends_with(&format!(" on {here}"))),
+            "{events:?}"
+        );
+    }
+
+    for mode in ["fail", "panic"] {
+        let probe = Probe::new();
+        let d = dispatcher(&probe, Options::default());
+        load(&d, &report_yaml(&format!("{mode}, inline: true"))).unwrap();
+        for _ in 0..3 {
+            d.report(&b);
+        }
+        let m = d.metrics();
+        let label = Some(("handler", "sink.handler.istio-system"));
+        assert_eq!(
+            metric(&m, "mixer_dispatch_handler_errors_total", label),
+            6.0,
+            "{mode}"
+        );
+        let panics = metric(&m, "mixer_dispatch_handler_panics_total", label);
+        assert_eq!(panics, if mode == "panic" { 6.0 } else { 0.0 });
+    }
 }
 
 // Report: a full queue drops and counts; report never waits on a handler.
@@ -644,8 +702,7 @@ async fn full_report_queue_drops_and_counts() {
     );
     probe.open_gate();
     d.flush().await;
-    let delivered: usize = probe
-        .events("report")
+    let delivered: usize = without_thread(probe.events("report"))
         .iter()
         .map(|e| e.rsplit(' ').next().unwrap().parse::<usize>().unwrap())
         .sum();

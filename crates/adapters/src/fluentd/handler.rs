@@ -56,6 +56,11 @@ impl FluentdHandler {
 }
 
 impl Handler for FluentdHandler {
+    /// Cheap and never blocks: instances go to the writer's bounded queue with `try_send`; a full queue drops and counts.
+    fn report_inline(&self) -> bool {
+        true
+    }
+
     fn report(&self, batch: ReportBatch) -> Result<(), Error> {
         let ReportBatch::LogEntry(instances) = batch else {
             return Err(Error::Unsupported {

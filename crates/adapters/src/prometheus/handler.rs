@@ -198,6 +198,11 @@ pub(crate) fn as_f64(v: &Value) -> Option<f64> {
 }
 
 impl Handler for PrometheusHandler {
+    /// Cheap and never blocks: recording is in memory (a map lookup and an atomic add per instance).
+    fn report_inline(&self) -> bool {
+        true
+    }
+
     fn report(&self, batch: ReportBatch) -> Result<(), Error> {
         match batch {
             ReportBatch::Metric(instances) => {

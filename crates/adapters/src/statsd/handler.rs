@@ -287,6 +287,11 @@ fn push_line(line: &mut String, name: &str, num: &Num, kind: &str, rate: Option<
 }
 
 impl Handler for StatsdHandler {
+    /// Cheap and never blocks: lines go out on a non-blocking UDP socket; a full socket buffer drops and counts.
+    fn report_inline(&self) -> bool {
+        true
+    }
+
     fn report(&self, batch: ReportBatch) -> Result<(), Error> {
         match batch {
             ReportBatch::Metric(instances) => {

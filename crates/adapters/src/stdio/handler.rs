@@ -212,6 +212,11 @@ fn write_loop(rx: mpsc::Receiver<Msg>, mut sink: Sink, json: bool, levels: &Leve
 }
 
 impl Handler for StdioHandler {
+    /// Cheap and never blocks: batches go to the writer thread's bounded queue; a full queue drops and counts.
+    fn report_inline(&self) -> bool {
+        true
+    }
+
     fn report(&self, batch: ReportBatch) -> Result<(), Error> {
         let now = self.clock.timestamp();
         match batch {

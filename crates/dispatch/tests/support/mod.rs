@@ -67,6 +67,8 @@ struct ProbeParams {
     valid_duration: Duration,
     valid_use_count: i32,
     report: String,
+    /// `report_inline` answers this.
+    inline: bool,
     close_delay: Duration,
 }
 
@@ -114,6 +116,7 @@ impl Adapter for ProbeAdapter {
                 valid_duration: Duration::from_millis(n("validMs", 5000) as u64),
                 valid_use_count: n("validUseCount", 100) as i32,
                 report: s("report", "ok"),
+                inline: v.get("inline").and_then(|x| x.as_bool()).unwrap_or(false),
                 close_delay: Duration::from_millis(n("closeDelayMs", 0) as u64),
             },
             self.0.clone(),
@@ -191,15 +194,21 @@ impl Handler for ProbeHandler {
         match self.p.report.as_str() {
             "block" => self.probe.wait_gate(),
             "panic" => panic!("probe report panics"),
+            "fail" => return Err(Error::Internal("probe report fails".into())),
             _ => {}
         }
         self.probe.log(format!(
-            "report {} {} {}",
+            "report {} {} {} on {:?}",
             self.name,
             batch.template(),
-            batch.len()
+            batch.len(),
+            std::thread::current().id()
         ));
         Ok(())
+    }
+
+    fn report_inline(&self) -> bool {
+        self.p.inline
     }
 
     fn counters(&self) -> Vec<Counter> {
