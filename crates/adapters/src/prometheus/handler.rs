@@ -126,6 +126,21 @@ impl PrometheusHandler {
 
     /// Records one instance.
     pub fn record(&self, inst: &MetricInstance) {
+        self.record_at(inst, self.now_ms());
+    }
+
+    /// Milliseconds since the handler started, on its clock: what idle
+    /// series expire by.
+    fn now_ms(&self) -> u64 {
+        self.clock
+            .now()
+            .saturating_duration_since(self.start)
+            .as_millis() as u64
+    }
+
+    /// Records one instance as seen at `now_ms` (read once per batch: a
+    /// clock read cost as much as a recording).
+    fn record_at(&self, inst: &MetricInstance, now_ms: u64) {
         let Some(entry) = self.by_instance.get(&inst.name) else {
             self.unknown.fetch_add(1, Ordering::Relaxed);
             return;
@@ -137,11 +152,6 @@ impl PrometheusHandler {
             self.invalid.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let now_ms = self
-            .clock
-            .now()
-            .saturating_duration_since(self.start)
-            .as_millis() as u64;
         let labels = entry
             .raw_labels
             .iter()
@@ -206,8 +216,9 @@ impl Handler for PrometheusHandler {
     fn report(&self, batch: ReportBatch) -> Result<(), Error> {
         match batch {
             ReportBatch::Metric(instances) => {
+                let now_ms = self.now_ms();
                 for i in &instances {
-                    self.record(i);
+                    self.record_at(i, now_ms);
                 }
                 Ok(())
             }
