@@ -53,14 +53,10 @@ pub fn allocations() -> u64 {
 }
 
 /// Average allocations per call of `f` over `iters` calls (after one warm-up
-/// call, so that one-time growth of reused buffers is not counted).
-pub fn per_call(iters: u64, mut f: impl FnMut()) -> f64 {
-    f();
-    let before = allocations();
-    for _ in 0..iters {
-        f();
-    }
-    (allocations() - before) as f64 / iters as f64
+/// call, so that one-time growth of reused buffers is not counted), in the
+/// whole process.
+pub fn per_call(iters: u64, f: impl FnMut()) -> f64 {
+    average(allocations, iters, f)
 }
 
 /// Allocations so far made by the calling thread.
@@ -71,11 +67,15 @@ pub fn thread_allocations() -> u64 {
 /// As [`per_call`], counting only the calling thread's allocations: for
 /// asserting that `f` itself allocates nothing, whatever other threads do
 /// meanwhile.
-pub fn per_call_on_this_thread(iters: u64, mut f: impl FnMut()) -> f64 {
+pub fn per_call_on_this_thread(iters: u64, f: impl FnMut()) -> f64 {
+    average(thread_allocations, iters, f)
+}
+
+fn average(count: fn() -> u64, iters: u64, mut f: impl FnMut()) -> f64 {
     f();
-    let before = thread_allocations();
+    let before = count();
     for _ in 0..iters {
         f();
     }
-    (thread_allocations() - before) as f64 / iters as f64
+    (count() - before) as f64 / iters as f64
 }
