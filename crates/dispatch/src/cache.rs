@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mixer_adapters::Clock;
 use mixer_adapters::Status;
@@ -20,7 +20,7 @@ use mixer_attributes::{Bag, Condition, ReferencedAttributes, ValueRef};
 use parking_lot::Mutex;
 
 use crate::check::CheckDecision;
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::coarse_clock::{CoarseClock, Tick};
 use tokio::runtime::Handle;
 
 struct Entry {
@@ -51,36 +51,6 @@ struct Inner {
     /// A lookup's key block, kept here (used under the lock) rather than
     /// zeroed on the stack by every lookup.
     probe: Probe,
-}
-
-/// How stale the cache's view of time may be: entries are served up to
-/// this long past their expiry (validities are seconds; the client side
-/// caches by them too).
-pub(crate) const CLOCK_RESOLUTION: Duration = Duration::from_millis(5);
-
-/// A point in time as the cache sees it: nanoseconds since its clock's
-/// base.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Tick(u64);
-
-/// The clock as the cache reads it: an atomic refreshed by a ticker on the
-/// runtime, because a clock read costs as much as the rest of a hit on
-/// some virtual machines.
-struct CoarseClock {
-    base: Instant,
-    offset_nanos: AtomicU64,
-}
-
-impl CoarseClock {
-    fn now(&self) -> Tick {
-        Tick(self.offset_nanos.load(Ordering::Relaxed))
-    }
-
-    fn set(&self, t: Instant) {
-        let n =
-            u64::try_from(t.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX);
-        self.offset_nanos.fetch_max(n, Ordering::Relaxed);
-    }
 }
 
 /// Bounded cache of check decisions.
@@ -496,32 +466,17 @@ fn encode_bag<B: Bag + ?Sized>(refs: &ReferencedAttributes, bag: &B, key: &mut i
 
 impl CheckCache {
     /// A cache of at most `capacity` decisions, reading time from `clock`
-    /// every [`CLOCK_RESOLUTION`] on `runtime` (which needs its time
-    /// driver, as handler timeouts do).
+    /// every [`CLOCK_RESOLUTION`](crate::coarse_clock::CLOCK_RESOLUTION) on `runtime` (which needs its time
+    /// driver, as handler timeouts do) while the cache is used.
     pub(crate) fn new(capacity: usize, clock: Arc<dyn Clock>, runtime: &Handle) -> CheckCache {
-        let coarse = Arc::new(CoarseClock {
-            base: clock.now(),
-            offset_nanos: AtomicU64::new(0),
-        });
-        let weak = Arc::downgrade(&coarse);
-        drop(runtime.spawn(async move {
-            let mut tick = tokio::time::interval(CLOCK_RESOLUTION);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            loop {
-                tick.tick().await;
-                // Ends with the cache.
-                let Some(c) = weak.upgrade() else { break };
-                c.set(clock.now());
-            }
-        }));
         CheckCache {
             inner: Mutex::new(Inner::default()),
             capacity: capacity.max(1),
-            clock: coarse,
+            clock: CoarseClock::start(clock, runtime),
         }
     }
 
-    /// Now, as the cache sees it (at most [`CLOCK_RESOLUTION`] behind).
+    /// Now, as the cache sees it (at most [`CLOCK_RESOLUTION`](crate::coarse_clock::CLOCK_RESOLUTION) behind).
     pub(crate) fn now(&self) -> Tick {
         self.clock.now()
     }
@@ -708,6 +663,7 @@ mod tests {
     use super::*;
     use mixer_adapters::ManualClock;
     use mixer_attributes::{AttrId, OwnedBag, StringMap, Value};
+    use std::sync::atomic::Ordering;
 
     struct Cached {
         refs: ReferencedAttributes,

@@ -85,6 +85,7 @@
 mod cache;
 mod call;
 mod check;
+mod coarse_clock;
 mod dispatcher;
 mod error;
 mod handler_docs;
