@@ -1,144 +1,20 @@
 //! How the dispatcher calls handlers that answer later (the ones doing
 //! I/O): each under its own timeout, all awaited together, and what the
-//! self-metrics record about those calls. The handlers are a host-defined
-//! adapter (`gate`) whose answers the tests control.
+//! self-metrics record about those calls. The handlers are the tests'
+//! host-defined `probe` adapter, whose answers they control.
 
 mod support;
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use mixer_adapters::template::{CheckInstance, QuotaInstance, Template};
-use mixer_adapters::{
-    Adapter, Answer, BuildEnv, CheckResult, Error, Handler, HandlerBuilder, Params, QuotaArgs,
-    QuotaResult, Registry, Status,
-};
 use mixer_attributes::OwnedBag;
-use mixer_dispatch::{Dispatcher, MetricKind, Options, QuotaRequest, Sample};
+use mixer_dispatch::{MetricKind, Options, QuotaRequest, Sample};
 use mixer_proto::code;
-use support::{bag, handler, instance, load, rule, uncached};
+use support::{Probe, bag, dispatcher, handler, instance, load, rule, uncached};
 
 const SYS: &str = "istio-system";
-
-/// What the `gate` handlers share with the test.
-#[derive(Debug)]
-struct Gate {
-    /// Pending answers of `barrier` handlers wait here until two are
-    /// waiting: they finish only if the dispatcher awaits them together.
-    barrier: tokio::sync::Barrier,
-    /// `barrier` answers that reached the barrier.
-    arrived: AtomicUsize,
-}
-
-impl Gate {
-    fn new() -> Arc<Gate> {
-        Arc::new(Gate {
-            barrier: tokio::sync::Barrier::new(2),
-            arrived: AtomicUsize::new(0),
-        })
-    }
-}
-
-struct GateAdapter(Arc<Gate>);
-
-/// Params: `mode` (`hang`: pending for ever; `barrier`: pending until a
-/// second `barrier` answer is pending too; `sleep`: pending for `delayMs`;
-/// `error` inline; `pending-error`; anything else allows inline) and the
-/// validity of an allow (`validMs`, `validUseCount`).
-#[derive(Debug)]
-struct GateBuilder {
-    mode: String,
-    delay: Duration,
-    valid: Duration,
-    uses: i32,
-    gate: Arc<Gate>,
-}
-
-struct GateHandler(GateBuilder);
-
-impl Adapter for GateAdapter {
-    fn name(&self) -> &str {
-        "gate"
-    }
-    fn templates(&self) -> &[Template] {
-        &Template::ALL
-    }
-    fn validate(&self, params: &Params) -> Result<Box<dyn HandlerBuilder>, Error> {
-        let v = params.value();
-        let n = |k: &str, d: i64| v.get(k).and_then(|x| x.as_i64()).unwrap_or(d);
-        Ok(Box::new(GateBuilder {
-            mode: v
-                .get("mode")
-                .and_then(|x| x.as_str())
-                .unwrap_or("allow")
-                .to_string(),
-            delay: Duration::from_millis(n("delayMs", 0) as u64),
-            valid: Duration::from_millis(n("validMs", 5000) as u64),
-            uses: n("validUseCount", 100) as i32,
-            gate: self.0.clone(),
-        }))
-    }
-}
-
-impl HandlerBuilder for GateBuilder {
-    fn build(self: Box<Self>, _: &BuildEnv) -> Result<Arc<dyn Handler>, Error> {
-        Ok(Arc::new(GateHandler(*self)))
-    }
-}
-
-impl GateHandler {
-    fn answer(&self) -> Answer<'_, CheckResult> {
-        let p = &self.0;
-        let ok = CheckResult::ok(p.valid, p.uses);
-        match p.mode.as_str() {
-            "hang" => Answer::pending(std::future::pending()),
-            "barrier" => Answer::pending(async move {
-                p.gate.arrived.fetch_add(1, Ordering::SeqCst);
-                p.gate.barrier.wait().await;
-                Ok(ok)
-            }),
-            "sleep" => Answer::pending(async move {
-                tokio::time::sleep(p.delay).await;
-                Ok(ok)
-            }),
-            "error" => Answer::err(Error::Unavailable("backend down".into())),
-            "pending-error" => {
-                Answer::pending(async { Err(Error::Unavailable("backend went away".into())) })
-            }
-            _ => Answer::ok(ok),
-        }
-    }
-}
-
-impl Handler for GateHandler {
-    fn check<'a>(&'a self, _: &'a CheckInstance) -> Answer<'a, CheckResult> {
-        self.answer()
-    }
-
-    fn quota<'a>(&'a self, _: &'a QuotaInstance, args: &'a QuotaArgs) -> Answer<'a, QuotaResult> {
-        let to_quota = move |r: Result<CheckResult, Error>| {
-            r.map(|r| QuotaResult {
-                granted: args.amount,
-                valid_duration: r.valid_duration,
-                status: Status::OK,
-            })
-        };
-        match self.answer() {
-            Answer::Ready(r) => Answer::Ready(to_quota(r)),
-            Answer::Pending(f) => Answer::pending(async move { to_quota(f.await) }),
-        }
-    }
-}
-
-fn dispatcher(gate: &Arc<Gate>, options: Options) -> Dispatcher {
-    let mut registry = Registry::builtin();
-    registry
-        .register(Arc::new(GateAdapter(gate.clone())))
-        .unwrap();
-    Dispatcher::new(registry, tokio::runtime::Handle::current(), options)
-}
 
 fn quota_request(quota: &str) -> QuotaRequest<'_> {
     QuotaRequest {
@@ -163,7 +39,7 @@ fn parts(message: &str) -> Vec<&str> {
 // global one. The message names the timeout that expired.
 #[tokio::test]
 async fn per_handler_timeout_overrides_the_global_one() {
-    let gate = Gate::new();
+    let probe = Probe::new();
     let options = Options {
         handler_timeout: Duration::from_millis(300),
         handler_timeouts: HashMap::from([(
@@ -172,10 +48,10 @@ async fn per_handler_timeout_overrides_the_global_one() {
         )]),
         ..uncached()
     };
-    let d = dispatcher(&gate, options);
+    let d = dispatcher(&probe, options);
     let yaml = [
-        handler("fast", SYS, "gate", "{mode: hang}"),
-        handler("slow", SYS, "gate", "{mode: hang}"),
+        handler("fast", SYS, "probe", "{mode: hang}"),
+        handler("slow", SYS, "probe", "{mode: hang}"),
         instance("nothing", SYS, "checknothing", "{}"),
         instance("rq", SYS, "quota", "{}"),
         rule(
@@ -184,7 +60,7 @@ async fn per_handler_timeout_overrides_the_global_one() {
             "",
             &[("fast", &["nothing", "rq"]), ("slow", &["nothing", "rq"])],
         ),
-        handler("fast", "ns1", "gate", "{mode: hang}"),
+        handler("fast", "ns1", "probe", "{mode: hang}"),
         instance("nothing", "ns1", "checknothing", "{}"),
         rule("r1", "ns1", "", &[("fast", &["nothing"])]),
     ]
@@ -229,10 +105,10 @@ async fn default_handler_timeout_is_one_second() {
     assert_eq!(defaults.handler_timeout, Duration::from_secs(1));
     assert!(defaults.handler_timeouts.is_empty());
 
-    let gate = Gate::new();
-    let d = dispatcher(&gate, uncached());
+    let probe = Probe::new();
+    let d = dispatcher(&probe, uncached());
     let yaml = [
-        handler("hung", SYS, "gate", "{mode: hang}"),
+        handler("hung", SYS, "probe", "{mode: hang}"),
         instance("nothing", SYS, "checknothing", "{}"),
         rule("r", SYS, "", &[("hung", &["nothing"])]),
     ]
@@ -254,23 +130,23 @@ async fn default_handler_timeout_is_one_second() {
 // wait for ever and the check would end in a timeout error.
 #[tokio::test]
 async fn pending_answers_are_awaited_together() {
-    let gate = Gate::new();
+    let probe = Probe::new();
     let options = Options {
         handler_timeout: Duration::from_secs(10),
         ..uncached()
     };
-    let d = dispatcher(&gate, options);
+    let d = dispatcher(&probe, options);
     let yaml = [
         handler(
             "a",
             SYS,
-            "gate",
+            "probe",
             "{mode: barrier, validMs: 7000, validUseCount: 5}",
         ),
         handler(
             "b",
             SYS,
-            "gate",
+            "probe",
             "{mode: barrier, validMs: 3000, validUseCount: 9}",
         ),
         instance("nothing", SYS, "checknothing", "{}"),
@@ -291,7 +167,7 @@ async fn pending_answers_are_awaited_together() {
             (o.valid_duration, o.valid_use_count),
             (Duration::from_secs(3), 5)
         );
-        assert_eq!(gate.arrived.load(Ordering::SeqCst), 2 * round);
+        assert_eq!(probe.arrived.load(Ordering::SeqCst), 2 * round);
     }
     let m = d.metrics();
     for h in ["a.handler.istio-system", "b.handler.istio-system"] {
@@ -339,7 +215,7 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 // `mixer_dispatch_handler_wait_seconds_sum`.
 #[tokio::test]
 async fn handler_errors_and_waits_are_counted() {
-    let gate = Gate::new();
+    let probe = Probe::new();
     let options = Options {
         handler_timeouts: HashMap::from([(
             "hung.handler.istio-system".to_string(),
@@ -347,13 +223,13 @@ async fn handler_errors_and_waits_are_counted() {
         )]),
         ..uncached()
     };
-    let d = dispatcher(&gate, options);
+    let d = dispatcher(&probe, options);
     let yaml = [
-        handler("inline-err", SYS, "gate", "{mode: error}"),
-        handler("pending-err", SYS, "gate", "{mode: pending-error}"),
-        handler("hung", SYS, "gate", "{mode: hang}"),
-        handler("waits", SYS, "gate", "{mode: sleep, delayMs: 20}"),
-        handler("fine", SYS, "gate", "{}"),
+        handler("inline-err", SYS, "probe", "{mode: error}"),
+        handler("pending-err", SYS, "probe", "{mode: pending-error}"),
+        handler("hung", SYS, "probe", "{mode: hang}"),
+        handler("waits", SYS, "probe", "{mode: pending-allow, delayMs: 20}"),
+        handler("fine", SYS, "probe", "{}"),
         instance("nothing", SYS, "checknothing", "{}"),
         rule(
             "r",
@@ -376,7 +252,7 @@ async fn handler_errors_and_waits_are_counted() {
         assert_eq!(
             o.status.message,
             "inline-err.handler.istio-system: backend down, \
-             pending-err.handler.istio-system: backend went away, \
+             pending-err.handler.istio-system: backend down, \
              hung.handler.istio-system: no answer within 20ms"
         );
     }

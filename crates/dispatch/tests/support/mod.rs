@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mixer_adapters::template::{CheckInstance, QuotaInstance, ReportBatch, Template};
@@ -15,17 +16,28 @@ use mixer_config::load::Documents;
 use mixer_dispatch::{Dispatcher, Options, ReloadSummary};
 use parking_lot::{Condvar, Mutex};
 
-/// What probe handlers did, and a gate that blocks `report` when closed.
-#[derive(Default)]
+/// What probe handlers did, a gate that blocks `report` when closed, and
+/// the barrier of `barrier` answers.
 pub(crate) struct Probe {
     pub(crate) events: Mutex<Vec<String>>,
     gate: Mutex<bool>,
     opened: Condvar,
+    /// Pending answers of `barrier` handlers wait here until two are
+    /// waiting: they finish only if the dispatcher awaits them together.
+    barrier: tokio::sync::Barrier,
+    /// `barrier` answers that reached the barrier.
+    pub(crate) arrived: AtomicUsize,
 }
 
 impl Probe {
     pub(crate) fn new() -> Arc<Probe> {
-        Arc::new(Probe::default())
+        Arc::new(Probe {
+            events: Mutex::default(),
+            gate: Mutex::default(),
+            opened: Condvar::new(),
+            barrier: tokio::sync::Barrier::new(2),
+            arrived: AtomicUsize::new(0),
+        })
     }
 
     fn log(&self, e: String) {
@@ -157,21 +169,35 @@ impl ProbeHandler {
     }
 }
 
+impl ProbeHandler {
+    /// The answer of `mode`: `hang` pending for ever; `barrier` pending
+    /// until a second `barrier` answer is pending too; `pending-<mode>`
+    /// after `delayMs`; the others inline.
+    fn answer(&self) -> Answer<'_, CheckResult> {
+        match self.p.mode.as_str() {
+            "hang" => Answer::pending(std::future::pending()),
+            "barrier" => Answer::pending(async move {
+                self.probe.arrived.fetch_add(1, Ordering::SeqCst);
+                self.probe.barrier.wait().await;
+                Ok(CheckResult::ok(
+                    self.p.valid_duration,
+                    self.p.valid_use_count,
+                ))
+            }),
+            mode if mode.starts_with("pending-") => Answer::pending(async move {
+                tokio::time::sleep(self.p.delay).await;
+                self.decide()
+            }),
+            _ => Answer::Ready(self.decide()),
+        }
+    }
+}
+
 impl Handler for ProbeHandler {
     fn check<'a>(&'a self, instance: &'a CheckInstance) -> Answer<'a, CheckResult> {
         self.probe
             .log(format!("check {} {}", self.name, instance.name()));
-        if self.p.mode == "hang" {
-            return Answer::pending(std::future::pending());
-        }
-        if self.p.mode.starts_with("pending-") {
-            let delay = self.p.delay;
-            return Answer::pending(async move {
-                tokio::time::sleep(delay).await;
-                self.decide()
-            });
-        }
-        Answer::Ready(self.decide())
+        self.answer()
     }
 
     fn quota<'a>(
@@ -183,11 +209,17 @@ impl Handler for ProbeHandler {
             "quota {} {} {}",
             self.name, instance.name, args.amount
         ));
-        Answer::Ready(self.decide().map(|r| QuotaResult {
-            granted: if r.status.is_ok() { args.amount } else { 0 },
-            valid_duration: r.valid_duration,
-            status: r.status,
-        }))
+        let granted = move |r: Result<CheckResult, Error>| {
+            r.map(|r| QuotaResult {
+                granted: if r.status.is_ok() { args.amount } else { 0 },
+                valid_duration: r.valid_duration,
+                status: r.status,
+            })
+        };
+        match self.answer() {
+            Answer::Ready(r) => Answer::Ready(granted(r)),
+            Answer::Pending(f) => Answer::pending(async move { granted(f.await) }),
+        }
     }
 
     fn report(&self, batch: ReportBatch) -> Result<(), Error> {
