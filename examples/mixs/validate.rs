@@ -2,10 +2,8 @@
 
 use std::process::ExitCode;
 
-use mixer_adapters::{Params, Registry};
-use mixer_config::Problem;
+use mixer_adapters::Registry;
 use mixer_config::load::Documents;
-use mixer_config::model::Handler;
 use mixer_config::validate::{DEFAULT_NAMESPACE, Validator};
 
 use crate::args::Args;
@@ -36,22 +34,9 @@ pub(crate) fn run(argv: Vec<String>) -> Result<ExitCode, String> {
             mut errors,
             warnings,
         }) => {
-            // A handler the validator found wrong (a duplicate, an unknown
-            // field) shows that first; the others' params are checked.
-            let flagged = |h: &Handler| {
-                errors.iter().any(|p| {
-                    p.subject
-                        .as_ref()
-                        .and_then(|s| s.name.as_ref())
-                        .is_some_and(|n| *n == h.name)
-                })
-            };
-            let more: Vec<_> = handlers
-                .iter()
-                .filter(|h| !flagged(h))
-                .flat_map(|h| params_problems(&registry, h))
-                .collect();
-            errors.extend(more);
+            errors.extend(mixer_dispatch::params_problems(
+                &handlers, &registry, &errors,
+            ));
             println!("{}", mixer_config::Error::Invalid { errors, warnings });
             return Ok(ExitCode::from(1));
         }
@@ -65,7 +50,7 @@ pub(crate) fn run(argv: Vec<String>) -> Result<ExitCode, String> {
     let problems: Vec<_> = config
         .handlers
         .values()
-        .flat_map(|h| params_problems(&registry, h))
+        .flat_map(|h| mixer_dispatch::params_problems_of(&registry, h))
         .collect();
     for w in &config.warnings {
         println!("warning: {w}");
@@ -79,29 +64,11 @@ pub(crate) fn run(argv: Vec<String>) -> Result<ExitCode, String> {
         );
         Ok(ExitCode::SUCCESS)
     } else {
-        let n = problems.len();
-        println!(
-            "invalid configuration ({n} {}):",
-            if n == 1 { "problem" } else { "problems" }
-        );
-        for p in problems {
-            println!("{p}");
-        }
+        let invalid = mixer_config::Error::Invalid {
+            errors: problems,
+            warnings: Vec::new(),
+        };
+        println!("{invalid}");
         Ok(ExitCode::from(1))
-    }
-}
-
-/// What `handler`'s adapter finds wrong with its params, each problem
-/// located at its field.
-fn params_problems(registry: &Registry, handler: &Handler) -> Vec<Problem> {
-    let params = Params::new(handler.params.clone());
-    match registry.validate(&handler.adapter, &params) {
-        Ok(_) => Vec::new(),
-        Err(e) if e.field_errors().is_empty() => vec![handler.params_problem("", e.to_string())],
-        Err(e) => e
-            .field_errors()
-            .iter()
-            .map(|f| handler.params_problem(&f.path, f.message.clone()))
-            .collect(),
     }
 }

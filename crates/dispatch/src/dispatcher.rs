@@ -117,6 +117,7 @@ impl Dispatcher {
                     }
                     _ => Vec::new(),
                 };
+                let params = params.iter().map(crate::error::Problem::from_config);
                 let mut e = Error::from_config(e);
                 if let Error::Invalid { problems } = &mut e {
                     problems.extend(params);

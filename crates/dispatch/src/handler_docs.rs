@@ -14,8 +14,7 @@ use mixer_config::load::Documents;
 use mixer_config::model::{FieldPath, Handler, ObjectName};
 use serde_json::{Map, Value};
 
-use crate::error::Problem;
-use crate::snapshot::{adapter_problems, validate};
+use crate::snapshot::{config_problems, validate};
 
 /// The handlers of `documents` whose adapter `registry` has, read straight
 /// from the documents (`namespace` for those that name none), whether or
@@ -60,29 +59,37 @@ pub fn read(documents: &Documents, registry: &Registry, namespace: &str) -> Vec<
         .collect()
 }
 
-/// The params problems of `handlers`, but for those the validator already
-/// found a problem with (a duplicate name, an unknown field...): what it
-/// said is what needs fixing first.
-pub(crate) fn params_problems(
+/// What `handler`'s adapter finds wrong with its params, each problem
+/// located at its field; nothing is built, and an adapter that panics is a
+/// problem too.
+pub fn params_problems_of(registry: &Registry, handler: &Handler) -> Vec<mixer_config::Problem> {
+    let params = mixer_adapters::Params::new(handler.params.clone());
+    match validate(registry, &handler.adapter, &params) {
+        Ok(_) => Vec::new(),
+        Err(e) => config_problems(&e, handler),
+    }
+}
+
+/// The params problems of `handlers` (as [`read`] finds them in a
+/// configuration that failed `validation`), but for those the validator
+/// already found a problem with (a duplicate name, an unknown field...):
+/// what it said is what needs fixing first.
+pub fn params_problems(
     handlers: &[Handler],
     registry: &Registry,
     validation: &[mixer_config::Problem],
-) -> Vec<Problem> {
-    let mut out = Vec::new();
-    for h in handlers {
-        let flagged = validation.iter().any(|p| {
+) -> Vec<mixer_config::Problem> {
+    let flagged = |h: &Handler| {
+        validation.iter().any(|p| {
             p.subject
                 .as_ref()
                 .and_then(|s| s.name.as_ref())
                 .is_some_and(|n| *n == h.name)
-        });
-        if flagged {
-            continue;
-        }
-        let params = mixer_adapters::Params::new(h.params.clone());
-        if let Err(e) = validate(registry, &h.adapter, &params) {
-            out.extend(adapter_problems(&e, h));
-        }
-    }
-    out
+        })
+    };
+    handlers
+        .iter()
+        .filter(|h| !flagged(h))
+        .flat_map(|h| params_problems_of(registry, h))
+        .collect()
 }

@@ -102,7 +102,7 @@ mod snapshot;
 pub use check::{CheckDecision, CheckOutcome};
 pub use dispatcher::Dispatcher;
 pub use error::{Error, Problem};
-pub use handler_docs::read as document_handlers;
+pub use handler_docs::{params_problems, params_problems_of, read as document_handlers};
 pub use metrics::{MetricKind, Sample};
 pub use options::Options;
 pub use quota::{QuotaOutcome, QuotaRequest};

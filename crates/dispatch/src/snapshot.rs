@@ -375,17 +375,31 @@ pub(crate) fn validate(
 /// under the handler's params (`spec.params` or, for the per-adapter
 /// kinds, `spec`).
 pub(crate) fn adapter_problems(e: &AdapterError, handler: &Handler) -> Vec<Problem> {
+    config_problems(e, handler)
+        .iter()
+        .map(Problem::from_config)
+        .collect()
+}
+
+/// [`adapter_problems`] as the configuration crate's problems, which keep
+/// the expression carets and lines a tool prints.
+pub(crate) fn config_problems(e: &AdapterError, handler: &Handler) -> Vec<mixer_config::Problem> {
     let fields = e.field_errors();
     if fields.is_empty() {
-        return vec![Problem {
-            origin: Some(handler.origin.to_string()),
-            subject: Some(format!("handler '{}'", handler.name)),
+        return vec![mixer_config::Problem {
+            origin: Some(handler.origin.clone()),
+            subject: Some(mixer_config::model::Subject {
+                category: mixer_config::model::Category::Handler,
+                name: Some(handler.name.clone()),
+            }),
             field: None,
-            message: e.to_string(),
+            error: mixer_config::Error::Params {
+                message: e.to_string(),
+            },
         }];
     }
     fields
         .iter()
-        .map(|f| Problem::from_config(&handler.params_problem(&f.path, f.message.clone())))
+        .map(|f| handler.params_problem(&f.path, f.message.clone()))
         .collect()
 }
