@@ -8,7 +8,7 @@ use std::time::Duration;
 use mixer_proto::code;
 
 use crate::Error;
-use crate::template::{CheckInstance, QuotaInstance, ReportBatch};
+use crate::template::{CheckInstance, QuotaInstance, ReportBatch, ReportRefs};
 
 /// A boxed future, for answers that need I/O.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -192,6 +192,16 @@ pub trait Handler: Send + Sync + 'static {
     /// Takes a batch of report instances without blocking.
     fn report(&self, batch: ReportBatch) -> Result<(), Error> {
         Err(unsupported(batch.template().name()))
+    }
+
+    /// Takes a batch of report instances borrowed from the request, on the
+    /// reporting thread: called instead of [`report`](Handler::report) when
+    /// [`report_inline`](Handler::report_inline) is true, under the same
+    /// contract. The default copies the batch and calls `report`; a handler
+    /// that records in place (counters, histograms) or formats at once
+    /// overrides it and copies nothing.
+    fn report_refs(&self, batch: ReportRefs<'_>) -> Result<(), Error> {
+        self.report(batch.to_owned())
     }
 
     /// True when [`report`](Handler::report) is cheap and cannot block:

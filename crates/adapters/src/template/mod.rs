@@ -6,8 +6,10 @@
 //! receives: [`CheckInstance`], [`QuotaInstance`], [`ReportBatch`] and the
 //! structs they hold).
 
+mod borrowed;
 mod instance;
 
+pub use borrowed::{DimensionsRef, LogEntryRef, MetricRef, ReportNothingRef, ReportRefs};
 pub use instance::{
     CheckInstance, CheckNothingInstance, Dimensions, ListEntryInstance, LogEntryInstance,
     MetricInstance, QuotaInstance, ReportBatch, ReportNothingInstance,

@@ -63,6 +63,7 @@ mod lexer;
 mod parser;
 mod program;
 
+use std::borrow::Cow;
 use std::fmt;
 
 use mixer_attributes::{Bag, ReferencedAttributes, Value, ValueRef, ValueType};
@@ -73,7 +74,7 @@ pub use error::{EvalError, ExprError, ExprErrorKind};
 pub use parser::parse;
 
 use crate::manifest::Manifest;
-use program::Node;
+use program::{Node, Val};
 
 /// The longest expression accepted, in bytes.
 pub const MAX_EXPRESSION_LEN: usize = 64 * 1024;
@@ -142,6 +143,20 @@ impl Expression {
         Ok(f(v.as_value_ref(self.ty)))
     }
 
+    /// Evaluates and keeps the result borrowed from the bag and the
+    /// expression where it can be: what a caller holding several results at
+    /// once (an instance's fields) uses to copy no string.
+    pub fn eval_borrowed<'a, B: Bag + ?Sized>(
+        &'a self,
+        bag: &'a B,
+        refs: &mut ReferencedAttributes,
+    ) -> Result<Evaluated<'a>, EvalError> {
+        Ok(Evaluated {
+            val: self.node.eval(bag, refs)?,
+            ty: self.ty,
+        })
+    }
+
     /// Evaluates a BOOL expression (a rule's `match`). Allocates nothing on
     /// the common conditions once `refs` has grown to size.
     ///
@@ -155,6 +170,39 @@ impl Expression {
             return Err(EvalError::NotBool { actual: self.ty });
         }
         self.node.eval_bool(bag, refs)
+    }
+}
+
+/// A result of [`Expression::eval_borrowed`]: borrowed from the bag or the
+/// expression, or owned when evaluation computed it.
+#[derive(Clone, Debug)]
+pub struct Evaluated<'a> {
+    val: Val<'a>,
+    ty: ValueType,
+}
+
+impl<'a> Evaluated<'a> {
+    /// A borrowed view, tagged with the expression's type.
+    pub fn as_value_ref(&self) -> ValueRef<'_> {
+        self.val.as_value_ref(self.ty)
+    }
+
+    /// The value, owned.
+    pub fn into_value(self) -> Value {
+        self.val.into_value(self.ty)
+    }
+
+    /// The value as text: a string-like value as it is (still borrowed),
+    /// any other formatted as [`ValueRef`]'s `Display` writes it.
+    pub fn into_text(self) -> Evaluated<'a> {
+        let val = match self.val {
+            Val::Str(s) => Val::Str(s),
+            other => Val::Str(Cow::Owned(other.as_value_ref(self.ty).to_string())),
+        };
+        Evaluated {
+            val,
+            ty: ValueType::String,
+        }
     }
 }
 
