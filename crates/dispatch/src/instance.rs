@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use mixer_adapters::Template;
 use mixer_adapters::template::{
-    CheckInstance, CheckNothingInstance, Dimensions, ListEntryInstance, LogEntryInstance,
-    MetricInstance, QuotaInstance, ReportNothingInstance,
+    CheckInstance, CheckNothingInstance, Dimensions, DimensionsRef, ListEntryInstance, LogEntryRef,
+    MetricRef, QuotaInstance, ReportNothingRef,
 };
-use mixer_attributes::{Bag, ReferencedAttributes, Value};
-use mixer_config::expr::{EvalError, Expression};
+use mixer_attributes::{Bag, ReferencedAttributes, Value, ValueRef};
+use mixer_config::expr::{EvalError, Evaluated, Expression};
 use mixer_config::model::{FieldValue, Instance};
 
 use crate::error::Problem;
@@ -23,7 +23,14 @@ pub(crate) struct FieldFailure {
     pub(crate) error: EvalError,
 }
 
-type Dims = Vec<(Arc<str>, Expression)>;
+/// A `map<string, any>` field: keys in key order (from the config's map),
+/// kept apart from the expressions so that borrowed instances can point at
+/// them as one slice.
+#[derive(Debug, Default)]
+struct Dims {
+    keys: Vec<Arc<str>>,
+    exprs: Vec<Expression>,
+}
 
 #[derive(Debug)]
 enum Builder {
@@ -101,11 +108,14 @@ impl Fields {
 
     fn map(&mut self, field: &str) -> Dims {
         match self.fields.remove(field) {
-            None => Vec::new(),
-            Some(FieldValue::Map(m)) => m.into_iter().map(|(k, e)| (Arc::from(k), e)).collect(),
+            None => Dims::default(),
+            Some(FieldValue::Map(m)) => {
+                let (keys, exprs) = m.into_iter().map(|(k, e)| (Arc::from(k), e)).unzip();
+                Dims { keys, exprs }
+            }
             Some(FieldValue::Expr(_)) => {
                 self.problem(field, "expected a map of expressions".into());
-                Vec::new()
+                Dims::default()
             }
         }
     }
@@ -207,25 +217,102 @@ impl CompiledInstance {
         })
     }
 
-    /// Builds a REPORT instance and appends it to the matching batch.
-    pub(crate) fn report<B: Bag + ?Sized>(
-        &self,
-        bag: &B,
+    /// Evaluates a REPORT instance's fields onto `out`, in the order
+    /// [`report_ref`](Self::report_ref) reads them back. On failure `out` is
+    /// left as it was.
+    pub(crate) fn eval_report<'a, B: Bag + ?Sized>(
+        &'a self,
+        bag: &'a B,
         refs: &mut ReferencedAttributes,
-    ) -> Result<ReportInstance, FieldFailure> {
-        let name = self.name.clone();
-        Ok(match &self.builder {
+        out: &mut Vec<Option<Evaluated<'a>>>,
+    ) -> Result<(), FieldFailure> {
+        let start = out.len();
+        let r = self.push_report_fields(bag, refs, out);
+        if r.is_err() {
+            out.truncate(start);
+        }
+        r
+    }
+
+    fn push_report_fields<'a, B: Bag + ?Sized>(
+        &'a self,
+        bag: &'a B,
+        refs: &mut ReferencedAttributes,
+        out: &mut Vec<Option<Evaluated<'a>>>,
+    ) -> Result<(), FieldFailure> {
+        match &self.builder {
             Builder::Metric {
                 value,
                 dimensions,
                 resource_type,
                 resource_dimensions,
             } => {
-                let value = eval(value, "value", bag, refs)?;
-                let dimensions = dims(dimensions, "dimensions", bag, refs)?;
-                let (resource_type, resource_dimensions) =
-                    resource(resource_type, resource_dimensions, bag, refs)?;
-                ReportInstance::Metric(MetricInstance {
+                out.push(Some(borrowed(value, "value", bag, refs)?));
+                push_dims(dimensions, "dimensions", bag, refs, out)?;
+                out.push(text(resource_type, "monitoredResourceType", bag, refs)?);
+                push_dims(
+                    resource_dimensions,
+                    "monitoredResourceDimensions",
+                    bag,
+                    refs,
+                    out,
+                )?;
+            }
+            Builder::LogEntry {
+                variables,
+                timestamp,
+                severity,
+                resource_type,
+                resource_dimensions,
+            } => {
+                push_dims(variables, "variables", bag, refs, out)?;
+                out.push(match timestamp {
+                    Some(e) => Some(borrowed(e, "timestamp", bag, refs)?),
+                    None => None,
+                });
+                out.push(text(severity, "severity", bag, refs)?);
+                out.push(text(resource_type, "monitoredResourceType", bag, refs)?);
+                push_dims(
+                    resource_dimensions,
+                    "monitoredResourceDimensions",
+                    bag,
+                    refs,
+                    out,
+                )?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The REPORT instance whose fields [`eval_report`](Self::eval_report)
+    /// evaluated, `values` starting at its first (an absent optional field
+    /// reads as an empty string).
+    pub(crate) fn report_ref<'a>(&'a self, values: &'a [ValueRef<'a>]) -> ReportRef<'a> {
+        let name = &self.name;
+        let mut at = 0;
+        let mut next = |n: usize| {
+            let v = values.get(at..at + n).unwrap_or(&[]);
+            at += n;
+            v
+        };
+        let dims_ref = |d: &'a Dims, v: &'a [ValueRef<'a>]| DimensionsRef::new(&d.keys, v);
+        let as_text = |v: &[ValueRef<'a>]| match v.first() {
+            Some(ValueRef::String(s)) => *s,
+            _ => "",
+        };
+        match &self.builder {
+            Builder::Metric {
+                dimensions,
+                resource_dimensions,
+                ..
+            } => {
+                let value = next(1).first().copied().unwrap_or(ValueRef::String(""));
+                let dimensions = dims_ref(dimensions, next(dimensions.keys.len()));
+                let resource_type = as_text(next(1));
+                let resource_dimensions =
+                    dims_ref(resource_dimensions, next(resource_dimensions.keys.len()));
+                ReportRef::Metric(MetricRef {
                     name,
                     value,
                     dimensions,
@@ -235,23 +322,19 @@ impl CompiledInstance {
             }
             Builder::LogEntry {
                 variables,
-                timestamp,
-                severity,
-                resource_type,
                 resource_dimensions,
+                ..
             } => {
-                let variables = dims(variables, "variables", bag, refs)?;
-                let timestamp = match timestamp {
-                    Some(e) => match eval(e, "timestamp", bag, refs)? {
-                        Value::Timestamp(t) => Some(t),
-                        _ => None,
-                    },
-                    None => None,
+                let variables = dims_ref(variables, next(variables.keys.len()));
+                let timestamp = match next(1).first() {
+                    Some(ValueRef::Timestamp(t)) => Some(*t),
+                    _ => None,
                 };
-                let severity = string(severity, "severity", bag, refs)?;
-                let (resource_type, resource_dimensions) =
-                    resource(resource_type, resource_dimensions, bag, refs)?;
-                ReportInstance::LogEntry(LogEntryInstance {
+                let severity = as_text(next(1));
+                let resource_type = as_text(next(1));
+                let resource_dimensions =
+                    dims_ref(resource_dimensions, next(resource_dimensions.keys.len()));
+                ReportRef::LogEntry(LogEntryRef {
                     name,
                     variables,
                     timestamp,
@@ -260,16 +343,52 @@ impl CompiledInstance {
                     monitored_resource_dimensions: resource_dimensions,
                 })
             }
-            _ => ReportInstance::ReportNothing(ReportNothingInstance { name }),
-        })
+            _ => ReportRef::ReportNothing(ReportNothingRef { name }),
+        }
     }
 }
 
-/// One built REPORT instance, before batching.
-pub(crate) enum ReportInstance {
-    Metric(MetricInstance),
-    LogEntry(LogEntryInstance),
-    ReportNothing(ReportNothingInstance),
+/// One built REPORT instance, borrowed.
+pub(crate) enum ReportRef<'a> {
+    Metric(MetricRef<'a>),
+    LogEntry(LogEntryRef<'a>),
+    ReportNothing(ReportNothingRef<'a>),
+}
+
+fn borrowed<'a, B: Bag + ?Sized>(
+    e: &'a Expression,
+    field: &'static str,
+    bag: &'a B,
+    refs: &mut ReferencedAttributes,
+) -> Result<Evaluated<'a>, FieldFailure> {
+    e.eval_borrowed(bag, refs)
+        .map_err(|error| FieldFailure { field, error })
+}
+
+/// A string field: a STRING as it is, any other type as its text.
+fn text<'a, B: Bag + ?Sized>(
+    e: &'a Option<Expression>,
+    field: &'static str,
+    bag: &'a B,
+    refs: &mut ReferencedAttributes,
+) -> Result<Option<Evaluated<'a>>, FieldFailure> {
+    Ok(match e {
+        None => None,
+        Some(e) => Some(borrowed(e, field, bag, refs)?.into_text()),
+    })
+}
+
+fn push_dims<'a, B: Bag + ?Sized>(
+    d: &'a Dims,
+    field: &'static str,
+    bag: &'a B,
+    refs: &mut ReferencedAttributes,
+    out: &mut Vec<Option<Evaluated<'a>>>,
+) -> Result<(), FieldFailure> {
+    for e in &d.exprs {
+        out.push(Some(borrowed(e, field, bag, refs)?));
+    }
+    Ok(())
 }
 
 fn eval<B: Bag + ?Sized>(
@@ -282,39 +401,6 @@ fn eval<B: Bag + ?Sized>(
         .map_err(|error| FieldFailure { field, error })
 }
 
-/// The monitored resource fields that metric and logentry share.
-fn resource<B: Bag + ?Sized>(
-    resource_type: &Option<Expression>,
-    resource_dimensions: &Dims,
-    bag: &B,
-    refs: &mut ReferencedAttributes,
-) -> Result<(String, Dimensions), FieldFailure> {
-    Ok((
-        string(resource_type, "monitoredResourceType", bag, refs)?,
-        dims(
-            resource_dimensions,
-            "monitoredResourceDimensions",
-            bag,
-            refs,
-        )?,
-    ))
-}
-
-fn string<B: Bag + ?Sized>(
-    e: &Option<Expression>,
-    field: &'static str,
-    bag: &B,
-    refs: &mut ReferencedAttributes,
-) -> Result<String, FieldFailure> {
-    Ok(match e {
-        None => String::new(),
-        Some(e) => match eval(e, field, bag, refs)? {
-            Value::String(s) => s,
-            other => other.as_ref().to_string(),
-        },
-    })
-}
-
 fn dims<B: Bag + ?Sized>(
     d: &Dims,
     field: &'static str,
@@ -322,7 +408,7 @@ fn dims<B: Bag + ?Sized>(
     refs: &mut ReferencedAttributes,
 ) -> Result<Dimensions, FieldFailure> {
     let mut out = Dimensions::new();
-    for (k, e) in d {
+    for (k, e) in d.keys.iter().zip(&d.exprs) {
         out.insert(k.clone(), eval(e, field, bag, refs)?);
     }
     Ok(out)

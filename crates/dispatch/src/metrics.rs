@@ -159,12 +159,12 @@ impl Metrics {
             ),
             (
                 "mixer_dispatch_report_instances_queued_total",
-                "Report instances handed to handler queues.",
+                "Report instances handed to handlers (their queues, or the handlers on the reporting thread).",
                 &self.report_instances_queued,
             ),
             (
                 "mixer_dispatch_report_instances_dropped_total",
-                "Report instances dropped because a handler queue was full.",
+                "Report instances dropped because a queue was full (the dispatcher's for a handler, or the handler's own).",
                 &self.report_instances_dropped,
             ),
             (
@@ -245,14 +245,14 @@ impl Metrics {
             let labels = l("handler", &h.name);
             out.push(sample(
                 "mixer_dispatch_handler_dropped_batches_total",
-                "Report batches dropped because the handler's queue was full.",
+                "Report batches dropped, in whole or in part, because the handler's queue (or its own) was full.",
                 Counter,
                 labels.clone(),
                 s.dropped_batches.load(Ordering::Relaxed),
             ));
             out.push(sample(
                 "mixer_dispatch_handler_dropped_instances_total",
-                "Report instances dropped because the handler's queue was full.",
+                "Report instances dropped because the handler's queue (or its own) was full.",
                 Counter,
                 labels.clone(),
                 s.dropped_instances.load(Ordering::Relaxed),

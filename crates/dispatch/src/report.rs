@@ -1,29 +1,47 @@
-//! Report: match each bag's rules, build REPORT instances, batch them per
-//! (handler, template) and hand each batch to its handler's queue without
-//! waiting.
+//! Report: match each bag's rules, evaluate the REPORT instances, and hand
+//! them to their handlers batched per (handler, template) without waiting.
+//!
+//! Instances are evaluated borrowed: string values stay in the bags and the
+//! compiled config until every handler has had its batch. A handler that
+//! takes reports on the reporting thread ([`Handler::report_inline`]) reads
+//! them in place through [`Handler::report_refs`]; only a batch going to a
+//! queue (or to a handler that keeps the default `report_refs`) is copied.
+//!
+//! [`Handler::report_inline`]: mixer_adapters::Handler::report_inline
+//! [`Handler::report_refs`]: mixer_adapters::Handler::report_refs
 
 use std::sync::atomic::Ordering;
 
-use mixer_adapters::Variety;
-use mixer_adapters::template::ReportBatch;
-use mixer_attributes::{Bag, ReferencedAttributes};
+use mixer_adapters::template::ReportRefs;
+use mixer_adapters::{Template, Variety};
+use mixer_attributes::{Bag, ReferencedAttributes, ValueRef};
+use mixer_config::expr::Evaluated;
 
 use crate::dispatcher::{Dispatcher, Inner};
-use crate::instance::ReportInstance;
+use crate::instance::ReportRef;
 use crate::request::{SCRATCH, Seen, matches};
-use crate::slot::Enqueued;
 use crate::snapshot::Snapshot;
 
 /// What a report call did with the instances its bags produced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReportOutcome {
-    /// Instances handed to handler queues.
+    /// Instances handed to handlers (to their queues, or to the handlers
+    /// themselves on the reporting thread).
     pub queued: usize,
-    /// Instances dropped because their handler's queue was full (counted).
+    /// Instances dropped because a queue was full: the dispatcher's queue
+    /// for the handler, or the handler's own (counted).
     pub dropped: usize,
     /// Instances not built because a field expression failed (counted);
     /// the request's other instances still went out.
     pub skipped: usize,
+}
+
+/// One evaluated instance: whose, and where its values start.
+struct Built {
+    handler: u32,
+    template: Template,
+    instance: u32,
+    start: usize,
 }
 
 impl Dispatcher {
@@ -45,19 +63,16 @@ impl Dispatcher {
         inner.metrics.reports.fetch_add(1, Ordering::Relaxed);
         let snap = inner.snapshot.load();
         let mut out = ReportOutcome::default();
-        let mut batches: Vec<(u32, ReportBatch)> = Vec::new();
+        let mut values: Vec<Option<Evaluated<'_>>> = Vec::new();
+        let mut built: Vec<Built> = Vec::new();
         SCRATCH.with(|cell| {
             let refs = &mut *cell.borrow_mut();
             for bag in bags {
-                collect(inner, &snap, bag, refs, &mut batches, &mut out);
+                collect(inner, &snap, bag, refs, &mut values, &mut built, &mut out);
             }
         });
-        for (h, batch) in batches {
-            let n = batch.len();
-            match snap.handlers[h as usize].enqueue(batch) {
-                Enqueued::Queued => out.queued += n,
-                Enqueued::Dropped => out.dropped += n,
-            }
+        if !built.is_empty() {
+            deliver(&snap, &values, &mut built, &mut out);
         }
         let m = &inner.metrics;
         m.report_instances_queued
@@ -70,12 +85,68 @@ impl Dispatcher {
     }
 }
 
-fn collect<B: Bag + ?Sized>(
-    inner: &Inner,
+/// Hands the built instances to their handlers, one batch per (handler,
+/// template), each batch's instances in the order they were built.
+fn deliver(
     snap: &Snapshot,
-    bag: &B,
+    values: &[Option<Evaluated<'_>>],
+    built: &mut [Built],
+    out: &mut ReportOutcome,
+) {
+    let views: Vec<ValueRef<'_>> = values
+        .iter()
+        .map(|v| {
+            v.as_ref()
+                .map_or(ValueRef::String(""), Evaluated::as_value_ref)
+        })
+        .collect();
+    built.sort_by_key(|b| (b.handler, b.template));
+    for group in built.chunk_by(|a, b| (a.handler, a.template) == (b.handler, b.template)) {
+        let refs = group.iter().map(|b| {
+            snap.instances[b.instance as usize].report_ref(views.get(b.start..).unwrap_or(&[]))
+        });
+        let slot = &snap.handlers[group[0].handler as usize];
+        let delivered = match group[0].template {
+            Template::Metric => {
+                let v: Vec<_> = refs
+                    .filter_map(|r| match r {
+                        ReportRef::Metric(m) => Some(m),
+                        _ => None,
+                    })
+                    .collect();
+                slot.report(ReportRefs::Metric(&v))
+            }
+            Template::LogEntry => {
+                let v: Vec<_> = refs
+                    .filter_map(|r| match r {
+                        ReportRef::LogEntry(l) => Some(l),
+                        _ => None,
+                    })
+                    .collect();
+                slot.report(ReportRefs::LogEntry(&v))
+            }
+            _ => {
+                let v: Vec<_> = refs
+                    .filter_map(|r| match r {
+                        ReportRef::ReportNothing(n) => Some(n),
+                        _ => None,
+                    })
+                    .collect();
+                slot.report(ReportRefs::ReportNothing(&v))
+            }
+        };
+        out.queued += delivered.queued;
+        out.dropped += delivered.dropped;
+    }
+}
+
+fn collect<'a, B: Bag + ?Sized>(
+    inner: &Inner,
+    snap: &'a Snapshot,
+    bag: &'a B,
     refs: &mut ReferencedAttributes,
-    batches: &mut Vec<(u32, ReportBatch)>,
+    values: &mut Vec<Option<Evaluated<'a>>>,
+    built: &mut Vec<Built>,
     out: &mut ReportOutcome,
 ) {
     refs.clear();
@@ -96,41 +167,23 @@ fn collect<B: Bag + ?Sized>(
                 continue;
             }
             let instance = &snap.instances[p.instance as usize];
-            let built = match instance.report(bag, refs) {
-                Ok(i) => i,
-                Err(f) => {
-                    out.skipped += 1;
-                    tracing::debug!(
-                        instance = &*instance.name,
-                        "report instance skipped: field {}: {}",
-                        f.field,
-                        f.error
-                    );
-                    continue;
-                }
-            };
-            let template = instance.template;
-            let batch = match batches
-                .iter_mut()
-                .find(|(h, b)| *h == p.handler && b.template() == template)
-            {
-                Some((_, b)) => b,
-                None => {
-                    let empty = match built {
-                        ReportInstance::Metric(_) => ReportBatch::Metric(Vec::new()),
-                        ReportInstance::LogEntry(_) => ReportBatch::LogEntry(Vec::new()),
-                        ReportInstance::ReportNothing(_) => ReportBatch::ReportNothing(Vec::new()),
-                    };
-                    batches.push((p.handler, empty));
-                    &mut batches.last_mut().expect("just pushed").1
-                }
-            };
-            match (batch, built) {
-                (ReportBatch::Metric(v), ReportInstance::Metric(i)) => v.push(i),
-                (ReportBatch::LogEntry(v), ReportInstance::LogEntry(i)) => v.push(i),
-                (ReportBatch::ReportNothing(v), ReportInstance::ReportNothing(i)) => v.push(i),
-                _ => {}
+            let start = values.len();
+            if let Err(f) = instance.eval_report(bag, refs, values) {
+                out.skipped += 1;
+                tracing::debug!(
+                    instance = &*instance.name,
+                    "report instance skipped: field {}: {}",
+                    f.field,
+                    f.error
+                );
+                continue;
             }
+            built.push(Built {
+                handler: p.handler,
+                template: instance.template,
+                instance: p.instance,
+                start,
+            });
         }
     }
 }

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use mixer_adapters::template::ReportBatch;
-use mixer_adapters::{Answer, Handler, Params};
+use mixer_adapters::template::{ReportBatch, ReportRefs};
+use mixer_adapters::{Answer, Error, Handler, Params};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
@@ -124,6 +124,15 @@ pub(crate) struct HandlerStats {
     pub(crate) panics: AtomicU64,
 }
 
+impl HandlerStats {
+    /// A batch of which `instances` were dropped, by a full queue.
+    fn count_dropped(&self, instances: usize) {
+        self.dropped_batches.fetch_add(1, Ordering::Relaxed);
+        self.dropped_instances
+            .fetch_add(instances as u64, Ordering::Relaxed);
+    }
+}
+
 enum Msg {
     Batch(ReportBatch),
     Flush(oneshot::Sender<()>),
@@ -143,10 +152,11 @@ pub(crate) struct HandlerSlot {
     runtime: Handle,
 }
 
-/// What handing a batch to a handler's queue did.
-pub(crate) enum Enqueued {
-    Queued,
-    Dropped,
+/// What handing a batch to a handler did, in instances.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Delivered {
+    pub(crate) queued: usize,
+    pub(crate) dropped: usize,
 }
 
 impl HandlerSlot {
@@ -182,26 +192,36 @@ impl HandlerSlot {
         }
     }
 
-    /// Hands a batch to the report worker without waiting; a full queue
-    /// drops it and counts the drop.
-    pub(crate) fn enqueue(&self, batch: ReportBatch) -> Enqueued {
+    /// Hands a batch to the handler on this thread (an inline handler
+    /// reads it in place) or, copied, to its report worker's queue; never
+    /// waits. A full queue, ours or the handler's own, drops and counts.
+    pub(crate) fn report(&self, batch: ReportRefs<'_>) -> Delivered {
+        let n = batch.len();
         if self.inline_reports {
             // Not timed, as inline check answers are not: a clock read
             // would cost more than many of these calls.
-            report_to(&*self.handler, batch, &self.name, &self.stats, None);
-            return Enqueued::Queued;
+            let handler = &*self.handler;
+            let dropped = report_to(|| handler.report_refs(batch), &self.name, &self.stats, None);
+            return Delivered {
+                queued: n - dropped.min(n),
+                dropped: dropped.min(n),
+            };
         }
-        let n = batch.len() as u64;
         let sent = match &self.queue {
-            Some(q) => q.try_send(Msg::Batch(batch)).is_ok(),
+            Some(q) => q.try_send(Msg::Batch(batch.to_owned())).is_ok(),
             None => false,
         };
         if sent {
-            Enqueued::Queued
+            Delivered {
+                queued: n,
+                dropped: 0,
+            }
         } else {
-            self.stats.dropped_batches.fetch_add(1, Ordering::Relaxed);
-            self.stats.dropped_instances.fetch_add(n, Ordering::Relaxed);
-            Enqueued::Dropped
+            self.stats.count_dropped(n);
+            Delivered {
+                queued: 0,
+                dropped: n,
+            }
         }
     }
 
@@ -302,28 +322,35 @@ fn spawn_worker(
 /// Hands one queued message to the handler (or answers a flush).
 fn run(msg: Msg, handler: &dyn Handler, name: &str, stats: &HandlerStats) {
     match msg {
-        Msg::Batch(batch) => report_to(handler, batch, name, stats, Some(Instant::now())),
+        Msg::Batch(batch) => {
+            report_to(|| handler.report(batch), name, stats, Some(Instant::now()));
+        }
         Msg::Flush(done) => {
             let _ = done.send(());
         }
     }
 }
 
-/// Hands `batch` to `handler`, a failure or a panic logged and counted,
-/// never passed on.
+/// Calls the handler with a batch (`call`), a failure or a panic logged and
+/// counted, never passed on. Returns the instances the handler's own queue
+/// refused ([`Error::QueueFull`]), which are counted as dropped.
 fn report_to(
-    handler: &dyn Handler,
-    batch: ReportBatch,
+    call: impl FnOnce() -> Result<(), Error>,
     name: &str,
     stats: &HandlerStats,
     started: Option<Instant>,
-) {
-    let failed = match catch_unwind(AssertUnwindSafe(|| handler.report(batch))) {
+) -> usize {
+    let mut dropped = 0;
+    let failed = match catch_unwind(AssertUnwindSafe(call)) {
         Ok(Ok(())) => false,
         Ok(Err(e)) => {
-            // A handler refusing every batch (a full queue of its own,
-            // already counted there) would log per report: the 1st, 2nd,
-            // 4th, 8th... failure is logged, all are counted.
+            if let Error::QueueFull { dropped: n } = e {
+                dropped = n;
+                stats.count_dropped(n);
+            }
+            // A handler refusing every batch (a full queue of its own)
+            // would log per report: the 1st, 2nd, 4th, 8th... failure is
+            // logged, all are counted.
             let n = stats.report.errors.load(Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(handler = name, failures = n, "report failed: {e}");
@@ -341,6 +368,7 @@ fn report_to(
         }
     };
     stats.report.record(started, failed);
+    dropped
 }
 
 /// The text of a panic payload.

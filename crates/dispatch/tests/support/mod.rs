@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use mixer_adapters::template::{CheckInstance, QuotaInstance, ReportBatch, Template};
+use mixer_adapters::template::{CheckInstance, QuotaInstance, ReportBatch, ReportRefs, Template};
 use mixer_adapters::{
     Adapter, Answer, BuildEnv, CheckResult, Counter, Error, Handler, HandlerBuilder, Params,
     QuotaArgs, QuotaResult, Registry, Status,
@@ -27,6 +27,10 @@ pub(crate) struct Probe {
     barrier: tokio::sync::Barrier,
     /// `barrier` answers that reached the barrier.
     pub(crate) arrived: AtomicUsize,
+    /// Every report batch taken, with the taking handler's name.
+    pub(crate) batches: Mutex<Vec<(Arc<str>, ReportBatch)>>,
+    /// Calls of `report_refs` (the borrowed path), by any probe handler.
+    pub(crate) refs_calls: AtomicUsize,
 }
 
 impl Probe {
@@ -37,6 +41,8 @@ impl Probe {
             opened: Condvar::new(),
             barrier: tokio::sync::Barrier::new(2),
             arrived: AtomicUsize::new(0),
+            batches: Mutex::default(),
+            refs_calls: AtomicUsize::new(0),
         })
     }
 
@@ -227,6 +233,12 @@ impl Handler for ProbeHandler {
             "block" => self.probe.wait_gate(),
             "panic" => panic!("probe report panics"),
             "fail" => return Err(Error::Internal("probe report fails".into())),
+            // As a handler whose own queue is full.
+            "full" => {
+                return Err(Error::QueueFull {
+                    dropped: batch.len(),
+                });
+            }
             _ => {}
         }
         self.probe.log(format!(
@@ -236,7 +248,13 @@ impl Handler for ProbeHandler {
             batch.len(),
             std::thread::current().id()
         ));
+        self.probe.batches.lock().push((self.name.clone(), batch));
         Ok(())
+    }
+
+    fn report_refs(&self, batch: ReportRefs<'_>) -> Result<(), Error> {
+        self.probe.refs_calls.fetch_add(1, Ordering::SeqCst);
+        self.report(batch.to_owned())
     }
 
     fn report_inline(&self) -> bool {
