@@ -16,8 +16,8 @@
 //! | referenced attributes (EXACT, ABSENCE, map keys) and the check cache | `referenced_attributes_and_the_cache` |
 //! | quota: allocate, exhaust, best effort, dedup by (id, quota key) | `quota_allocation_exhaustion_dedup` |
 //! | a quota no rule handles: granted (or, by option, denied) | `unhandled_quota_granted_or_denied` |
-//! | report: batches per (handler, template); a failing instance skipped and counted | `report_batches_per_handler_and_template` |
-//! | bounded report queues: a full one drops and counts; a slow backend stalls no caller | `full_report_queue_drops_and_counts`; `slow_report.rs`: `hung_report_handler_does_not_slow_callers`; handlers that cannot block, on the reporting thread: `inline_report_handlers_take_batches_on_the_reporting_thread` |
+//! | report: batches per (handler, template); a failing instance skipped and counted | `report_batches_per_handler_and_template`; the values handlers get, borrowed or copied: `report_values.rs`: `report_instances_carry_their_values_to_inline_and_queued_handlers` |
+//! | bounded report queues: a full one drops and counts; a slow backend stalls no caller | `full_report_queue_drops_and_counts`; `slow_report.rs`: `hung_report_handler_does_not_slow_callers`; handlers that cannot block, on the reporting thread: `inline_report_handlers_take_batches_on_the_reporting_thread`, their own full queues counted: `report_values.rs`: `an_inline_handler_refusing_a_batch_counts_it_dropped` |
 //! | a config that fails never replaces the running one; every problem named | `bad_config_is_rejected_with_every_problem`; `config_errors.rs` (all) |
 //! | atomic swap, in-flight requests finish on their snapshot, unchanged handlers reused, replaced ones closed after their last request | `reuse_and_close_after_last_request`; `reload_under_load.rs`: `swaps_under_load`; `close_wait.rs` |
 //! | references to undefined objects: a validation error naming both ends | `config-model/tests/config_errors.rs`: `dangling_mistaken_and_unsupported_references` |
