@@ -63,8 +63,10 @@ impl Dispatcher {
         inner.metrics.reports.fetch_add(1, Ordering::Relaxed);
         let snap = inner.snapshot.load();
         let mut out = ReportOutcome::default();
-        let mut values: Vec<Option<Evaluated<'_>>> = Vec::new();
-        let mut built: Vec<Built> = Vec::new();
+        // Sized for a typical request's telemetry (a few instances of a
+        // handful of fields) so that filling them does not reallocate.
+        let mut values: Vec<Option<Evaluated<'_>>> = Vec::with_capacity(32);
+        let mut built: Vec<Built> = Vec::with_capacity(8);
         SCRATCH.with(|cell| {
             let refs = &mut *cell.borrow_mut();
             for bag in bags {
