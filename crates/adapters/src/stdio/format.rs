@@ -4,9 +4,7 @@
 use std::cell::RefCell;
 use std::fmt::Write as _;
 
-use mixer_attributes::{Timestamp, Value, format_duration};
-
-use crate::template::Dimensions;
+use mixer_attributes::{Timestamp, ValueRef};
 
 use super::params::Level;
 
@@ -46,15 +44,16 @@ pub(crate) fn time(out: &mut String, t: Timestamp) {
     out.push('Z');
 }
 
-/// Appends one line (with its `\n`).
-pub(crate) fn line(
+/// Appends one line (with its `\n`). `fields` come in key order: the
+/// owned instances' maps and the borrowed ones both iterate so.
+pub(crate) fn line<'a>(
     out: &mut String,
     json: bool,
     t: Timestamp,
     level: Level,
     instance: &str,
-    value: Option<&Value>,
-    fields: &Dimensions,
+    value: Option<ValueRef<'_>>,
+    fields: impl IntoIterator<Item = (&'a str, ValueRef<'a>)>,
 ) {
     if json {
         out.push_str("{\"time\":\"");
@@ -123,21 +122,22 @@ fn json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-fn json_value(out: &mut String, v: &Value) {
+fn json_value(out: &mut String, v: ValueRef<'_>) {
     match v {
-        Value::String(s) => json_str(out, s),
-        Value::Int64(i) => {
+        ValueRef::String(s)
+        | ValueRef::EmailAddress(s)
+        | ValueRef::Uri(s)
+        | ValueRef::DnsName(s) => json_str(out, s),
+        ValueRef::Int64(i) => {
             let _ = write!(out, "{i}");
         }
-        Value::Double(d) if d.is_finite() => {
+        ValueRef::Double(d) if d.is_finite() => {
             let _ = write!(out, "{d}");
         }
-        Value::Bool(b) => {
+        ValueRef::Bool(b) => {
             let _ = write!(out, "{b}");
         }
-        Value::Duration(d) => json_str(out, &format_duration(*d)),
-        Value::Timestamp(t) => json_str(out, &t.to_string()),
-        Value::StringMap(m) => {
+        ValueRef::StringMap(m) => {
             out.push('{');
             for (i, (k, v)) in m.iter().enumerate() {
                 if i > 0 {
@@ -149,17 +149,28 @@ fn json_value(out: &mut String, v: &Value) {
             }
             out.push('}');
         }
-        other => json_str(out, &other.to_string()),
+        // Durations, times, addresses, hex and NaN or infinities render
+        // with nothing a JSON string escapes, so they are written in
+        // place rather than rendered to a string and escaped.
+        ValueRef::Double(_)
+        | ValueRef::Duration(_)
+        | ValueRef::Timestamp(_)
+        | ValueRef::Bytes(_)
+        | ValueRef::IpAddress(_) => {
+            let _ = write!(out, "\"{v}\"");
+        }
     }
 }
 
-fn console_value(out: &mut String, v: &Value) {
-    let s = v.to_string();
-    // Quoted only where the line would otherwise be ambiguous.
+fn console_value(out: &mut String, v: ValueRef<'_>) {
+    let start = out.len();
+    let _ = write!(out, "{v}");
+    let s = &out[start..];
+    // Quoted only where the line would otherwise be ambiguous; the rare
+    // quoted value is the only one that costs a copy.
     if s.is_empty() || s.contains(|c: char| c.is_whitespace() || c == '"' || c == '=') {
+        let s = out.split_off(start);
         json_str(out, &s);
-    } else {
-        out.push_str(&s);
     }
 }
 
@@ -168,10 +179,17 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use mixer_attributes::{StringMap, Value};
+
     use super::*;
+    use crate::template::Dimensions;
 
     fn dims(v: &[(&str, Value)]) -> Dimensions {
         v.iter().map(|(k, v)| (Arc::from(*k), v.clone())).collect()
+    }
+
+    fn fields(d: &Dimensions) -> impl Iterator<Item = (&str, ValueRef<'_>)> {
+        d.iter().map(|(k, v)| (&**k, v.as_ref()))
     }
 
     proptest::proptest! {
@@ -217,7 +235,15 @@ mod tests {
             ("ip", Value::IpAddress("::1".parse().unwrap())),
         ]);
         let mut s = String::new();
-        line(&mut s, true, t, Level::Warning, "a.instance.ns", None, &f);
+        line(
+            &mut s,
+            true,
+            t,
+            Level::Warning,
+            "a.instance.ns",
+            None,
+            fields(&f),
+        );
         assert_eq!(
             s,
             "{\"time\":\"2017-07-14T02:40:00.000005Z\",\"level\":\"warn\",\"instance\":\"a.instance.ns\",\
@@ -238,15 +264,59 @@ mod tests {
             t,
             Level::Info,
             "m.instance.ns",
-            Some(&Value::Double(2.5)),
-            &dims(&[
+            Some(ValueRef::Double(2.5)),
+            fields(&dims(&[
                 ("code", Value::Int64(200)),
                 ("path", Value::String("a b".into())),
-            ]),
+            ])),
         );
         assert_eq!(
             s,
             "2017-07-14T02:40:00.000005Z\tinfo\tm.instance.ns\tvalue=2.5\tcode=200\tpath=\"a b\"\n"
         );
+    }
+
+    /// JSON values written in place read the same as the value rendered to
+    /// a string and escaped, which is how they used to be written.
+    #[test]
+    fn values_written_in_place_match_their_escaped_rendering() {
+        let m: StringMap = [("b", "2 \"x\""), ("a", "1")].into_iter().collect();
+        let values = [
+            Value::Double(f64::NAN),
+            Value::Double(f64::INFINITY),
+            Value::Double(f64::NEG_INFINITY),
+            Value::Duration(Duration::from_micros(2500)),
+            Value::Duration(Duration::from_nanos(1_500)),
+            Value::Duration(Duration::from_secs(3723)),
+            Value::Timestamp(Timestamp::new(1_700_000_000, 5_000).unwrap()),
+            Value::Bytes(vec![10, 0, 0, 1]),
+            Value::Bytes(vec![0xde, 0xad, 0x00]),
+            Value::IpAddress("fe80::1".parse().unwrap()),
+            Value::EmailAddress("a\"b@c".into()),
+            Value::Uri("http://x/y z".into()),
+            Value::DnsName("a.b".into()),
+        ];
+        for v in &values {
+            let mut got = String::new();
+            json_value(&mut got, v.as_ref());
+            let mut want = String::new();
+            json_str(&mut want, &v.to_string());
+            assert_eq!(got, want, "{v:?}");
+        }
+        let mut got = String::new();
+        json_value(&mut got, ValueRef::StringMap(&m));
+        assert_eq!(got, r#"{"a":"1","b":"2 \"x\""}"#);
+        // Console values: quoted only when ambiguous, the rest as rendered.
+        for (v, want) in [
+            (Value::String(String::new()), r#""""#),
+            (Value::String("a=b".into()), r#""a=b""#),
+            (Value::String("plain".into()), "plain"),
+            (Value::StringMap(m.clone()), r#""a=1&b=2 \"x\"""#),
+            (Value::Duration(Duration::from_micros(2500)), "2.5ms"),
+        ] {
+            let mut got = String::from("k=");
+            console_value(&mut got, v.as_ref());
+            assert_eq!(got, format!("k={want}"), "{v:?}");
+        }
     }
 }

@@ -19,14 +19,18 @@
 //! dimensions, at `metricLevel`. A field named like one of those keys is
 //! written with a leading `_`. Lines below `outputLevel` are not written.
 //!
-//! Writing happens on a thread of the handler's own: report only queues the
-//! batch, and past [`MAX_QUEUED_INSTANCES`] waiting instances drops it,
-//! counts it (`dropped`) and answers [`Error::QueueFull`]. The thread writes
-//! in rounds: every batch queued, buffered (standard streams too), one
-//! flush, then 2 ms for the queue to fill before the next round. So under
-//! load a round costs one wakeup and about one write syscall per 64 KiB,
-//! not one per line; a line is out at most 2 ms after it is queued. Lines
-//! count as `written` once flushed, as `dropped` if the write fails.
+//! Report formats the lines at once, on the calling thread, straight from
+//! the instances (borrowed ones through `report_refs` are not copied), and
+//! appends them to the handler's pending output; a thread of the
+//! handler's own writes it. Past [`MAX_PENDING_BYTES`] pending, lines are
+//! dropped, counted (`dropped`) and answered with [`Error::QueueFull`]. The
+//! thread writes in rounds: all the pending output, buffered (standard
+//! streams too), one flush, then 2 ms for more to gather before the next
+//! round. So under load a round costs one wakeup and about one write
+//! syscall, not one per line, and a report wakes the thread only when it
+//! is idle; a line is out at most 2 ms after it is reported. Lines count
+//! as `written` once flushed, as `dropped` if the write fails. Close
+//! writes everything accepted before it, then stops the thread.
 //!
 //! Differences from the original, all deliberate: the rotation limits mean
 //! what their names say. The original passed them to a library in which
@@ -65,7 +69,7 @@ mod tests;
 
 use std::sync::Arc;
 
-pub use handler::{MAX_QUEUED_INSTANCES, StdioHandler};
+pub use handler::{MAX_PENDING_BYTES, StdioHandler};
 pub use params::{Level, LogStream, Rotation, StdioParams, level_of};
 
 use crate::template::Template;

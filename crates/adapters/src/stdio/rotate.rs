@@ -15,8 +15,8 @@ use super::params::Rotation;
 
 /// Lines are buffered (the standard streams too: the standard library's
 /// stdout writes every line with its own syscall) and reach the stream on
-/// [`flush`](Sink::flush), which the writer calls once per round of queued
-/// batches.
+/// [`flush`](Sink::flush), which the writer calls once per round of
+/// pending lines.
 pub(crate) enum Sink {
     Stdout(BufWriter<io::Stdout>),
     Stderr(BufWriter<io::Stderr>),
@@ -41,6 +41,33 @@ impl Sink {
             Sink::Stdout(s) => s.write_all(line),
             Sink::Stderr(s) => s.write_all(line),
             Sink::File(f) => f.write_line(line),
+        }
+    }
+
+    /// Writes a round of whole lines (`ends`: where each ends in `bytes`),
+    /// telling `done` how many lines each write held and how it went. A
+    /// rotated file takes a line at a time, to be cut between lines; any
+    /// other sink takes the round in one write, which a round bigger than
+    /// the buffer makes without copying it.
+    pub(crate) fn write_lines(
+        &mut self,
+        bytes: &[u8],
+        ends: &[usize],
+        mut done: impl FnMut(u64, io::Result<()>),
+    ) {
+        let Some(&last) = ends.last() else { return };
+        match self {
+            Sink::File(f) if f.rotation.is_some() => {
+                let mut start = 0;
+                for &end in ends {
+                    done(1, f.write_line(bytes.get(start..end).unwrap_or_default()));
+                    start = end;
+                }
+            }
+            _ => {
+                let all = bytes.get(..last).unwrap_or_default();
+                done(ends.len() as u64, self.write_line(all));
+            }
         }
     }
 
