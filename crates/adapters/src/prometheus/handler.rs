@@ -11,7 +11,9 @@ use std::time::Instant;
 use mixer_attributes::{Value, ValueRef};
 use parking_lot::Mutex;
 
-use crate::template::{Dimensions, MetricInstance, ReportBatch};
+use crate::template::{
+    Dimensions, DimensionsRef, MetricInstance, ReportBatch, ReportRefs, Template,
+};
 use crate::{Answer, BuildEnv, Clock, Counter, Error, Handler};
 
 use super::endpoint::{self, Registration};
@@ -126,7 +128,12 @@ impl PrometheusHandler {
 
     /// Records one instance.
     pub fn record(&self, inst: &MetricInstance) {
-        self.record_at(inst, self.now_ms());
+        self.record_at(
+            &inst.name,
+            inst.value.as_ref(),
+            &inst.dimensions,
+            self.now_ms(),
+        );
     }
 
     /// Milliseconds since the handler started, on its clock: what idle
@@ -138,15 +145,16 @@ impl PrometheusHandler {
             .as_millis() as u64
     }
 
-    /// Records one instance as seen at `now_ms` (read once per batch: a
-    /// clock read cost as much as a recording).
-    fn record_at(&self, inst: &MetricInstance, now_ms: u64) {
-        let Some(entry) = self.by_instance.get(&inst.name) else {
+    /// Records one instance, owned or borrowed (the one recording path of
+    /// both `report` and `report_refs`), as seen at `now_ms` (read once per
+    /// batch: a clock read cost as much as a recording).
+    fn record_at<'a>(&self, name: &str, value: ValueRef<'_>, dims: impl Dims<'a>, now_ms: u64) {
+        let Some(entry) = self.by_instance.get(name) else {
             self.unknown.fetch_add(1, Ordering::Relaxed);
             return;
         };
         // A counter only goes up, and NaN would poison a series for good.
-        let value = as_f64(&inst.value)
+        let value = as_f64(value)
             .filter(|v| !v.is_nan() && (entry.family.kind != Kind::Counter || *v >= 0.0));
         let Some(value) = value else {
             self.invalid.fetch_add(1, Ordering::Relaxed);
@@ -156,7 +164,7 @@ impl PrometheusHandler {
             .raw_labels
             .iter()
             .zip(&entry.family.label_names)
-            .map(|(raw, exposed)| Label(lookup(&inst.dimensions, raw, exposed)));
+            .map(|(raw, exposed)| Label(lookup(&dims, raw, exposed)));
         let r = KEY.with(|k| match k.try_borrow_mut() {
             Ok(mut key) => entry.family.record(labels, value, now_ms, &mut key),
             Err(_) => entry
@@ -169,26 +177,51 @@ impl PrometheusHandler {
     }
 }
 
+/// An instance's dimensions, owned or borrowed: what recording reads, so
+/// that both report paths share it.
+trait Dims<'a> {
+    /// The value of `key`.
+    fn get(&self, key: &str) -> Option<ValueRef<'a>>;
+    /// The value of the first dimension, in key order, whose name passes
+    /// `pred`.
+    fn find(&self, pred: impl Fn(&str) -> bool) -> Option<ValueRef<'a>>;
+}
+
+impl<'a> Dims<'a> for &'a Dimensions {
+    fn get(&self, key: &str) -> Option<ValueRef<'a>> {
+        Dimensions::get(self, key).map(Value::as_ref)
+    }
+    fn find(&self, pred: impl Fn(&str) -> bool) -> Option<ValueRef<'a>> {
+        self.iter().find(|(k, _)| pred(k)).map(|(_, v)| v.as_ref())
+    }
+}
+
+impl<'a> Dims<'a> for DimensionsRef<'a> {
+    fn get(&self, key: &str) -> Option<ValueRef<'a>> {
+        DimensionsRef::get(self, key)
+    }
+    fn find(&self, pred: impl Fn(&str) -> bool) -> Option<ValueRef<'a>> {
+        self.iter().find(|(k, _)| pred(k)).map(|(_, v)| v)
+    }
+}
+
 /// The dimension for a label: by its configured name, else by any
 /// dimension whose name sanitises to the exposed label name.
-fn lookup<'a>(dims: &'a Dimensions, raw: &str, exposed: &str) -> Option<&'a Value> {
-    dims.get(raw).or_else(|| {
-        dims.iter()
-            .find(|(k, _)| sanitizes_to(k, exposed))
-            .map(|(_, v)| v)
-    })
+fn lookup<'a>(dims: &impl Dims<'a>, raw: &str, exposed: &str) -> Option<ValueRef<'a>> {
+    dims.get(raw)
+        .or_else(|| dims.find(|k| sanitizes_to(k, exposed)))
 }
 
 /// A label value as text; a missing dimension is the empty value, which
 /// Prometheus reads as the label being absent.
-struct Label<'a>(Option<&'a Value>);
+struct Label<'a>(Option<ValueRef<'a>>);
 
 impl std::fmt::Display for Label<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
             // Most label values are strings: written as they are, without
             // the formatting machinery.
-            Some(Value::String(s)) => f.write_str(s),
+            Some(ValueRef::String(s)) => f.write_str(s),
             Some(v) => v.fmt(f),
             None => Ok(()),
         }
@@ -197,13 +230,20 @@ impl std::fmt::Display for Label<'_> {
 
 /// A metric value as a number: integers and doubles as they are, durations
 /// in seconds, numeric strings parsed.
-pub(crate) fn as_f64(v: &Value) -> Option<f64> {
-    match v.as_ref() {
+pub(crate) fn as_f64(v: ValueRef<'_>) -> Option<f64> {
+    match v {
         ValueRef::Int64(i) => Some(i as f64),
         ValueRef::Double(d) => Some(d),
         ValueRef::Duration(d) => Some(d.as_secs_f64()),
         ValueRef::String(s) => s.trim().parse().ok(),
         _ => None,
+    }
+}
+
+fn unsupported(template: Template) -> Error {
+    Error::Unsupported {
+        adapter: super::NAME.into(),
+        what: format!("template {}", template.name()),
     }
 }
 
@@ -214,19 +254,27 @@ impl Handler for PrometheusHandler {
     }
 
     fn report(&self, batch: ReportBatch) -> Result<(), Error> {
-        match batch {
-            ReportBatch::Metric(instances) => {
-                let now_ms = self.now_ms();
-                for i in &instances {
-                    self.record_at(i, now_ms);
-                }
-                Ok(())
-            }
-            other => Err(Error::Unsupported {
-                adapter: super::NAME.into(),
-                what: format!("template {}", other.template().name()),
-            }),
+        let ReportBatch::Metric(instances) = batch else {
+            return Err(unsupported(batch.template()));
+        };
+        let now_ms = self.now_ms();
+        for i in &instances {
+            self.record_at(&i.name, i.value.as_ref(), &i.dimensions, now_ms);
         }
+        Ok(())
+    }
+
+    /// Records in place: no string is copied, and an instance whose series
+    /// exists allocates nothing.
+    fn report_refs(&self, batch: ReportRefs<'_>) -> Result<(), Error> {
+        let ReportRefs::Metric(instances) = batch else {
+            return Err(unsupported(batch.template()));
+        };
+        let now_ms = self.now_ms();
+        for i in instances {
+            self.record_at(i.name, i.value, i.dimensions, now_ms);
+        }
+        Ok(())
     }
 
     fn counters(&self) -> Vec<Counter> {

@@ -1,11 +1,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mixer_attributes::Value;
+use mixer_attributes::{Value, ValueRef};
 use serde_json::json;
 
 use super::*;
-use crate::template::{Dimensions, MetricInstance, ReportBatch};
+use crate::template::{
+    Dimensions, DimensionsRef, MetricInstance, MetricRef, ReportBatch, ReportRefs,
+};
 use crate::{BuildEnv, ManualClock};
 
 fn parse(v: serde_json::Value) -> Result<PrometheusParams, Error> {
@@ -241,4 +243,136 @@ async fn idle_series_expire_on_the_handlers_clock() {
     assert_eq!(left, vec!["new"]);
     assert_eq!(h.counters()[3].value, 1);
     h.close().resolve().await.unwrap();
+}
+
+/// Each instance's dimension keys and borrowed values, for building
+/// [`MetricRef`]s that borrow them.
+fn split_dims(batch: &[MetricInstance]) -> Vec<(Vec<Arc<str>>, Vec<ValueRef<'_>>)> {
+    batch
+        .iter()
+        .map(|i| {
+            (
+                i.dimensions.keys().cloned().collect(),
+                i.dimensions.values().map(Value::as_ref).collect(),
+            )
+        })
+        .collect()
+}
+
+fn metric_refs<'a>(
+    batch: &'a [MetricInstance],
+    dims: &'a [(Vec<Arc<str>>, Vec<ValueRef<'a>>)],
+) -> Vec<MetricRef<'a>> {
+    batch
+        .iter()
+        .zip(dims)
+        .map(|(i, (k, v))| MetricRef {
+            name: &i.name,
+            value: i.value.as_ref(),
+            dimensions: DimensionsRef::new(k, v),
+            monitored_resource_type: "",
+            monitored_resource_dimensions: DimensionsRef::EMPTY,
+        })
+        .collect()
+}
+
+/// The exposition text of every family the handler records into.
+fn exposition(h: &PrometheusHandler, instances: &[&str]) -> String {
+    let mut out = String::new();
+    for i in instances {
+        super::text::encode_family(&mut out, &h.by_instance_family(i));
+    }
+    out
+}
+
+#[tokio::test]
+async fn borrowed_instances_record_exactly_what_owned_ones_do() {
+    let params = json!({"host": "127.0.0.1", "port": 0, "maxSeriesPerMetric": 3, "metrics": [
+        {"instanceName": "c", "name": "c", "kind": "COUNTER",
+         "labelNames": ["source.name", "code", "missing"]},
+        {"instanceName": "g", "name": "g", "kind": "GAUGE", "labelNames": ["pod", "took"]},
+        {"instanceName": "d", "name": "d", "kind": "DISTRIBUTION", "labelNames": ["path"],
+         "buckets": {"explicitBuckets": {"bounds": [0.1, 1, 10]}}},
+    ]});
+    let owned =
+        PrometheusHandler::build(parse(params.clone()).unwrap(), &BuildEnv::current()).unwrap();
+    let borrowed = PrometheusHandler::build(parse(params).unwrap(), &BuildEnv::current()).unwrap();
+    // "source name" is found only as the dimension that sanitises to the
+    // exposed label `source_name`; "missing" is in no instance.
+    let dims = [
+        ("source name", Value::String("a b".into())),
+        ("code", Value::Int64(200)),
+    ];
+    let batch = vec![
+        instance("c", Value::Int64(2), &dims),
+        instance("c", Value::String(" 4.5 ".into()), &dims),
+        instance("c", Value::Duration(Duration::from_millis(1500)), &dims),
+        instance("c", Value::Int64(1), &[("code", Value::Int64(503))]),
+        // Invalid: not a number, negative for a counter, NaN, a bool.
+        instance("c", Value::String("four".into()), &dims),
+        instance("c", Value::Int64(-1), &dims),
+        instance("g", Value::Double(f64::NAN), &[]),
+        instance("d", Value::Bool(true), &[]),
+        // Unknown.
+        instance("nope", Value::Int64(1), &dims),
+        instance(
+            "g",
+            Value::Int64(-3),
+            &[
+                ("pod", Value::String("p-1".into())),
+                ("took", Value::Duration(Duration::from_millis(250))),
+            ],
+        ),
+        instance("g", Value::String("7".into()), &[("pod", Value::Int64(9))]),
+        instance(
+            "d",
+            Value::Duration(Duration::from_millis(50)),
+            &[("path", Value::String("/x".into()))],
+        ),
+        instance(
+            "d",
+            Value::Double(2.0),
+            &[("path", Value::String("/x".into()))],
+        ),
+        instance("d", Value::String("20".into()), &[]),
+        // A fourth series of `c`: dropped.
+        instance("c", Value::Int64(1), &[("code", Value::Int64(404))]),
+        instance("c", Value::Int64(1), &[("code", Value::Int64(500))]),
+    ];
+    owned.report(ReportBatch::Metric(batch.clone())).unwrap();
+    let split = split_dims(&batch);
+    let refs = metric_refs(&batch, &split);
+    borrowed.report_refs(ReportRefs::Metric(&refs)).unwrap();
+
+    let names = ["c", "g", "d"];
+    let text = exposition(&borrowed, &names);
+    assert_eq!(text, exposition(&owned, &names));
+    for line in [
+        "c{source_name=\"a b\",code=\"200\",missing=\"\"} 8\n",
+        "c{source_name=\"\",code=\"503\",missing=\"\"} 1\n",
+        "g{pod=\"p-1\",took=\"250ms\"} -3\n",
+        "g{pod=\"9\",took=\"\"} 7\n",
+        "d_bucket{path=\"/x\",le=\"0.1\"} 1\n",
+        "d_sum{path=\"/x\"} 2.05\n",
+        "d_count{path=\"\"} 1\n",
+    ] {
+        assert!(text.contains(line), "no {line:?} in\n{text}");
+    }
+    let counters = |h: &PrometheusHandler| -> Vec<(&str, u64)> {
+        h.counters().iter().map(|c| (c.name, c.value)).collect()
+    };
+    assert_eq!(counters(&borrowed), counters(&owned));
+    assert_eq!(
+        counters(&borrowed),
+        vec![
+            ("dropped", 1),
+            ("invalid_values", 4),
+            ("unknown_instances", 1),
+            ("expired_series", 0),
+            ("rejected_metrics", 0)
+        ]
+    );
+    assert!(borrowed.report_refs(ReportRefs::LogEntry(&[])).is_err());
+    owned.close().resolve().await.unwrap();
+    borrowed.close().resolve().await.unwrap();
 }

@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use mixer_attributes::Value;
+use mixer_attributes::{Value, ValueRef};
 use parking_lot::Mutex;
 
-use crate::template::{MetricInstance, ReportBatch};
+use crate::template::{MetricInstance, MetricRef, ReportBatch, ReportRefs, Template};
 use crate::{Answer, BuildEnv, Counter, Error, Handler};
 
 use super::packer::Packer;
@@ -122,7 +122,7 @@ impl StatsdHandler {
 
     /// Formats and buffers one instance.
     pub fn record(&self, inst: &MetricInstance) {
-        self.inner.record(inst);
+        self.inner.record_owned(inst);
     }
 }
 
@@ -150,16 +150,16 @@ impl std::fmt::Display for Num {
 }
 
 impl Num {
-    fn of(v: &Value) -> Option<(Num, bool)> {
+    fn of(v: ValueRef<'_>) -> Option<(Num, bool)> {
         let n = match v {
-            Value::Int64(i) => Num::Int(*i),
-            Value::Double(d) if d.is_finite() => Num::Float(*d),
+            ValueRef::Int64(i) => Num::Int(i),
+            ValueRef::Double(d) if d.is_finite() => Num::Float(d),
             // Durations go out in milliseconds, sub-millisecond kept.
-            Value::Duration(d) => {
+            ValueRef::Duration(d) => {
                 let ms = d.as_nanos() as f64 / 1e6;
                 return Some((Num::Float(ms), true));
             }
-            Value::String(s) => {
+            ValueRef::String(s) => {
                 let s = s.trim();
                 match s.parse::<i64>() {
                     Ok(i) => Num::Int(i),
@@ -203,12 +203,31 @@ impl Inner {
         r < self.rate
     }
 
-    fn record(&self, inst: &MetricInstance) {
-        let Some(info) = self.metrics.get(&*inst.name) else {
+    fn record_owned(&self, inst: &MetricInstance) {
+        let dims = &inst.dimensions;
+        self.record(&inst.name, inst.value.as_ref(), |k| {
+            dims.get(k).map(Value::as_ref)
+        });
+    }
+
+    fn record_borrowed(&self, inst: &MetricRef<'_>) {
+        let dims = inst.dimensions;
+        self.record(inst.name, inst.value, |k| dims.get(k));
+    }
+
+    /// Formats and buffers one instance, owned or borrowed (the one path of
+    /// both `report` and `report_refs`), reading dimensions through `dim`.
+    fn record<'a>(
+        &self,
+        inst_name: &str,
+        value: ValueRef<'_>,
+        dim: impl Fn(&str) -> Option<ValueRef<'a>>,
+    ) {
+        let Some(info) = self.metrics.get(inst_name) else {
             self.unknown.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let Some((num, is_duration)) = Num::of(&inst.value) else {
+        let Some((num, is_duration)) = Num::of(value) else {
             self.invalid.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -232,8 +251,8 @@ impl Inner {
             name.clear();
             name.push_str(&self.prefix);
             match &info.name_template {
-                Some(t) => t.render(&inst.dimensions, name),
-                None => name.push_str(&inst.name),
+                Some(t) => t.render_by(dim, name),
+                None => name.push_str(inst_name),
             }
             let rate = (self.rate < 1.0).then_some(self.rate);
             let mut lines = 1;
@@ -278,6 +297,13 @@ impl Inner {
     }
 }
 
+fn unsupported(template: Template) -> Error {
+    Error::Unsupported {
+        adapter: super::NAME.into(),
+        what: format!("template {}", template.name()),
+    }
+}
+
 fn push_line(line: &mut String, name: &str, num: &Num, kind: &str, rate: Option<f64>) {
     push_name(line, name);
     let _ = write!(line, ":{num}|{kind}");
@@ -293,18 +319,25 @@ impl Handler for StatsdHandler {
     }
 
     fn report(&self, batch: ReportBatch) -> Result<(), Error> {
-        match batch {
-            ReportBatch::Metric(instances) => {
-                for i in &instances {
-                    self.inner.record(i);
-                }
-                Ok(())
-            }
-            other => Err(Error::Unsupported {
-                adapter: super::NAME.into(),
-                what: format!("template {}", other.template().name()),
-            }),
+        let ReportBatch::Metric(instances) = batch else {
+            return Err(unsupported(batch.template()));
+        };
+        for i in &instances {
+            self.inner.record_owned(i);
         }
+        Ok(())
+    }
+
+    /// Formats straight from the borrowed instances: no string is copied,
+    /// and a line allocates nothing.
+    fn report_refs(&self, batch: ReportRefs<'_>) -> Result<(), Error> {
+        let ReportRefs::Metric(instances) = batch else {
+            return Err(unsupported(batch.template()));
+        };
+        for i in instances {
+            self.inner.record_borrowed(i);
+        }
+        Ok(())
     }
 
     fn counters(&self) -> Vec<Counter> {
@@ -370,7 +403,7 @@ mod tests {
 
     #[test]
     fn values() {
-        let f = |v: Value| Num::of(&v).map(|(n, d)| (n.to_string(), d));
+        let f = |v: Value| Num::of(v.as_ref()).map(|(n, d)| (n.to_string(), d));
         assert_eq!(f(Value::Int64(-3)), Some(("-3".into(), false)));
         assert_eq!(f(Value::Double(0.1)), Some(("0.1".into(), false)));
         assert_eq!(f(Value::Double(f64::INFINITY)), None);

@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use mixer_attributes::{Value, ValueRef};
+
 use crate::template::Dimensions;
 
 /// A parsed name template.
@@ -65,11 +67,21 @@ impl NameTemplate {
     /// Appends the name for these dimensions to `out`; a missing dimension
     /// renders as nothing.
     pub fn render(&self, dims: &Dimensions, out: &mut String) {
+        self.render_by(|k| dims.get(k).map(Value::as_ref), out);
+    }
+
+    /// As [`render`](NameTemplate::render), reading each dimension through
+    /// `get`: what owned and borrowed instances share.
+    pub(crate) fn render_by<'a>(
+        &self,
+        get: impl Fn(&str) -> Option<ValueRef<'a>>,
+        out: &mut String,
+    ) {
         for p in &self.parts {
             match p {
                 Part::Text(t) => out.push_str(t),
                 Part::Dimension(d) => {
-                    if let Some(v) = dims.get(d.as_str()) {
+                    if let Some(v) = get(d) {
                         let _ = write!(out, "{v}");
                     }
                 }
@@ -81,8 +93,6 @@ impl NameTemplate {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-
-    use mixer_attributes::Value;
 
     use super::*;
 
