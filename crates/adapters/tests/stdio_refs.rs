@@ -1,6 +1,5 @@
 //! The stdio adapter's borrowed reports: the same lines as owned ones, and
 //! close writing everything accepted before it.
-#![cfg(feature = "stdio")]
 
 use std::fs;
 use std::net::IpAddr;

@@ -1,7 +1,6 @@
 //! Handlers that record borrowed report instances in place (prometheus into
 //! an existing series, statsd into its datagram buffer) allocate nothing
 //! (counted by a global allocator).
-#![cfg(all(feature = "prometheus", feature = "statsd"))]
 
 #[allow(unreachable_pub)]
 #[path = "../../../benches/support/counting_alloc.rs"]
