@@ -27,12 +27,15 @@
 //!   cannot block ([`Handler::report_inline`], as the built-in telemetry
 //!   adapters: in-memory work or their own bounded queues) takes its
 //!   batches on the reporting thread instead, sparing each report a
-//!   thread hand-off.
-//!
-//! [`Handler::report_inline`]: mixer_adapters::Handler::report_inline
+//!   thread hand-off, and borrowed ([`Handler::report_refs`]): values stay
+//!   in the request's bag, so recording into an existing series copies no
+//!   string.
 //! - An optional check cache keyed on the referenced attribute set.
 //! - [`Dispatcher::metrics`]: counts by outcome, per-handler calls, errors
 //!   and time, queue drops, reloads, match errors, handlers' own counters.
+//!
+//! [`Handler::report_inline`]: mixer_adapters::Handler::report_inline
+//! [`Handler::report_refs`]: mixer_adapters::Handler::report_refs
 //!
 //! ```
 //! use mixer_adapters::Registry;
