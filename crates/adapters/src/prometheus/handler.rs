@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +19,7 @@ use crate::{Answer, BuildEnv, Clock, Counter, Error, Handler};
 
 use super::endpoint::{self, Registration};
 use super::params::{MetricDef, PrometheusParams, sanitizes_to};
-use super::series::{Family, Kind, RecordError};
+use super::series::{Family, Kind, LabelValue, RecordError, push_signed};
 
 struct Entry {
     family: Arc<Family>,
@@ -216,14 +217,17 @@ fn lookup<'a>(dims: &impl Dims<'a>, raw: &str, exposed: &str) -> Option<ValueRef
 /// Prometheus reads as the label being absent.
 struct Label<'a>(Option<ValueRef<'a>>);
 
-impl std::fmt::Display for Label<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl LabelValue for Label<'_> {
+    fn push_to(&self, out: &mut String) {
         match self.0 {
-            // Most label values are strings: written as they are, without
-            // the formatting machinery.
-            Some(ValueRef::String(s)) => f.write_str(s),
-            Some(v) => v.fmt(f),
-            None => Ok(()),
+            // Most label values are strings or integers (a response code):
+            // written without the formatting machinery.
+            Some(ValueRef::String(s)) => out.push_str(s),
+            Some(ValueRef::Int64(n)) => push_signed(out, n),
+            Some(v) => {
+                let _ = write!(out, "{v}");
+            }
+            None => {}
         }
     }
 }
