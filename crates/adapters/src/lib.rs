@@ -82,6 +82,8 @@
 
 mod adapter;
 mod clock;
+#[cfg(any(feature = "memquota", feature = "redisquota", feature = "prometheus"))]
+mod decimal;
 mod error;
 mod handler;
 pub mod params;

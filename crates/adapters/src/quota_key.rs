@@ -38,22 +38,13 @@ fn push_value(out: &mut Vec<u8>, v: &Value) {
         }
         Value::Int64(n) => {
             let mut buf = [0u8; 20];
-            let mut m = n.unsigned_abs();
-            let mut i = buf.len();
-            loop {
-                i -= 1;
-                buf[i] = b'0' + (m % 10) as u8;
-                m /= 10;
-                if m == 0 {
-                    break;
-                }
-            }
+            let digits = crate::decimal::digits(n.unsigned_abs(), &mut buf);
             let neg = usize::from(*n < 0);
-            out.extend_from_slice(&((buf.len() - i + neg) as u32).to_le_bytes());
+            out.extend_from_slice(&((digits.len() + neg) as u32).to_le_bytes());
             if neg == 1 {
                 out.push(b'-');
             }
-            out.extend_from_slice(&buf[i..]);
+            out.extend_from_slice(digits);
         }
         Value::Bool(b) => push_part(out, if *b { b"true" } else { b"false" }),
         other => {

@@ -19,7 +19,8 @@ use crate::{Answer, BuildEnv, Clock, Counter, Error, Handler};
 
 use super::endpoint::{self, Registration};
 use super::params::{MetricDef, PrometheusParams, sanitizes_to};
-use super::series::{Family, Kind, LabelValue, RecordError, push_signed};
+use super::series::{Family, Kind, LabelValue, RecordError};
+use crate::decimal::push_signed;
 
 struct Entry {
     family: Arc<Family>,

@@ -28,31 +28,6 @@ impl<T: std::fmt::Display> LabelValue for T {
     }
 }
 
-/// Appends `n` in decimal, as `write!(out, "{n}")` would.
-pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
-}
-
-/// Appends `n` in decimal with its sign, as `write!(out, "{n}")` would.
-pub(crate) fn push_signed(out: &mut String, n: i64) {
-    if n < 0 {
-        out.push('-');
-    }
-    push_decimal(out, n.unsigned_abs());
-}
-
 /// What a family records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -157,7 +132,7 @@ impl Family {
             // Length suffix keeps the key unambiguous whatever the values
             // contain.
             key.push('\0');
-            push_decimal(key, len as u64);
+            crate::decimal::push_unsigned(key, len as u64);
             key.push('\0');
         }
         if let Some(s) = self.series.read().get(key.as_str()) {
@@ -301,27 +276,6 @@ mod tests {
             let back: Vec<String> = split_key(&ka).iter().map(|s| s.to_string()).collect();
             proptest::prop_assert_eq!(back, a);
         }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn integers_are_written_as_display_writes_them(n: i64) {
-            let mut out = String::from("x");
-            push_signed(&mut out, n);
-            proptest::prop_assert_eq!(out, format!("x{n}"));
-        }
-    }
-
-    #[test]
-    fn integer_edges_are_written_as_display_writes_them() {
-        for n in [0, 1, 9, 10, 200, -1, -10, i64::MIN, i64::MAX] {
-            let mut out = String::new();
-            push_signed(&mut out, n);
-            assert_eq!(out, n.to_string());
-        }
-        let mut out = String::new();
-        push_decimal(&mut out, u64::MAX);
-        assert_eq!(out, u64::MAX.to_string());
     }
 
     #[test]
