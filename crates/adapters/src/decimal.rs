@@ -1,6 +1,7 @@
 //! Integers as decimal text without the formatting machinery, for the
-//! paths that write one per request (quota keys, series keys), where
-//! `write!` cost as much as the lookup the text is for.
+//! paths that write one per request (quota keys, series keys). On the
+//! Prometheus recording path `write!` cost as much as the series lookup
+//! the key is for (BENCHMARKS.md, Adapters: telemetry).
 
 /// The decimal digits of `n`, written into the end of `buf`; as
 /// `n.to_string()` would spell them.
